@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# README command (1): bootstrap, build, install into the lab cluster, create the
+# extension in a fresh lab database, and run every gate's lab stage in order.
+#
+# Against your own cluster instead of the lab one:
+#   CAPSTONE_DSN='host=... port=... dbname=... user=...' CAPSTONE_PG_CONFIG=/path/to/pg_config scripts/run-lab.sh
+# (the database named in the DSN is used as is; it is not dropped.)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+# shellcheck source=scripts/env.sh
+. "$ROOT/scripts/env.sh"
+T0=$(date +%s)
+stage() { printf '\n[lab %s +%ss] %s\n' "$(date +%H:%M:%S)" "$(( $(date +%s) - T0 ))" "$*"; }
+
+MAJOR=${CAPSTONE_PG:-17}
+PORT=${CAPSTONE_LAB_PORT:-28815}
+POOL_PORT=${CAPSTONE_POOL_PORT:-28816}
+DB=${CAPSTONE_LAB_DB:-capstone_lab}
+OUTDIR=${CAPSTONE_OUT:-$ROOT/target/lab/report}
+
+stage "bootstrap toolchain"
+bash scripts/bootstrap.sh
+
+if [ -n "${CAPSTONE_DSN:-}" ]; then
+  cfg=${CAPSTONE_PG_CONFIG:?set CAPSTONE_PG_CONFIG to the pg_config of the server behind CAPSTONE_DSN}
+  stage "install capstone into $("$cfg" --version)"
+  cargo pgrx install --release --pg-config "$cfg" --no-default-features \
+    --features "pg$("$cfg" --version | sed -E 's/[^0-9]*([0-9]+).*/\1/')" > /tmp/capstone-install.log 2>&1 \
+    || { tail -n 40 /tmp/capstone-install.log; exit 1; }
+  PSQL=("$("$cfg" --bindir)/psql" -X -v ON_ERROR_STOP=1 "$CAPSTONE_DSN")
+  POOLED=()
+else
+  stage "build and install capstone into PostgreSQL $MAJOR"
+  bash scripts/lab.sh install
+  stage "start the lab cluster and PgBouncer"
+  bash scripts/lab.sh start
+  BIN=$(pg_bindir_for "$MAJOR")
+  # a fresh lab database per run: evidence is regenerated, never mixed with an older run
+  "$BIN/psql" -X -q -h 127.0.0.1 -p "$PORT" -U postgres -d postgres \
+    -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB" >/dev/null
+  # PgBouncer may hold a server connection to the dropped database
+  "$BIN/psql" -X -q -h 127.0.0.1 -p "$POOL_PORT" -U postgres -d pgbouncer -c "RECONNECT" >/dev/null 2>&1 || true
+  PSQL=("$BIN/psql" -X -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PORT" -U postgres -d "$DB")
+  POOLED=("$BIN/psql" -X -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$POOL_PORT" -U postgres -d "$DB")
+fi
+mkdir -p "$OUTDIR"
+
+stage "health: CREATE EXTENSION capstone and capstone.version()"
+"${PSQL[@]}" -q -c "CREATE EXTENSION IF NOT EXISTS capstone CASCADE"
+"${PSQL[@]}" -c "SELECT * FROM capstone.version()"
+if [ ${#POOLED[@]} -gt 0 ]; then
+  echo "through PgBouncer (transaction mode, port $POOL_PORT):"
+  "${POOLED[@]}" -c "SELECT * FROM capstone.version()"
+fi
+"${PSQL[@]}" -c "SELECT worker_pid, database, role, backend_type, round(elapsed_ms::numeric, 1) AS elapsed_ms FROM capstone.worker_smoke()"
+
+stage "done in $(( $(date +%s) - T0 )) s; evidence directory: $OUTDIR"

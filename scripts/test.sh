@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# README command (2): bootstrap, then every test layer on PostgreSQL 15, 16, 17, 18.
+#   1. cargo fmt --check, cargo clippy -D warnings
+#   2. per version: cargo pgrx test (plain #[test]s and #[pg_test]s inside PostgreSQL)
+#   3. per version: golden psql tests (pg_test/) against a private cluster with capstone preloaded
+# Prints a per-version summary; exits non-zero if anything failed.
+# CAPSTONE_TEST_VERSIONS="15 17" narrows the run (CI always runs all four).
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+# shellcheck source=scripts/env.sh
+. "$ROOT/scripts/env.sh"
+VERSIONS=(${CAPSTONE_TEST_VERSIONS:-${PG_MAJORS[*]}})
+OUT=$ROOT/target/test-logs
+T0=$(date +%s)
+
+step() { printf '\n[test %s +%ss] %s\n' "$(date +%H:%M:%S)" "$(( $(date +%s) - T0 ))" "$*"; }
+
+step "bootstrap"
+bash "$ROOT/scripts/bootstrap.sh" || { echo "bootstrap failed" >&2; exit 1; }
+mkdir -p "$OUT"
+install -d -o postgres -g postgres "$ROOT/target/pgtest"
+
+declare -A UNIT PGT GOLD STATUS
+total_pass=0; total_fail=0
+lint_ok=1
+
+step "cargo fetch --locked (Cargo.lock is committed and must not drift)"
+cargo fetch --locked -q || { echo "Cargo.lock is out of date" >&2; exit 1; }
+
+step "cargo fmt --check"
+if ! cargo fmt --all -- --check; then lint_ok=0; echo "cargo fmt: FAIL"; fi
+step "cargo clippy --all-targets --features pg17 -- -D warnings"
+if ! cargo clippy --locked --all-targets --no-default-features --features "pg17 pg_test" -- -D warnings 2>&1 | tail -n 30; then
+  lint_ok=0
+fi
+# tail hides clippy's status; ask again cheaply (it is cached now)
+cargo clippy --locked --all-targets --no-default-features --features "pg17 pg_test" -q -- -D warnings >/dev/null 2>&1 || lint_ok=0
+if [ $lint_ok = 1 ]; then total_pass=$((total_pass + 1)); else total_fail=$((total_fail + 1)); fi
+
+count() { # $1 = log, prints "passed failed" summed over cargo's "test result" lines
+  awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i-1); if ($(i) ~ /^failed;?$/) f += $(i-1) } }
+       END { printf "%d %d\n", p, f }' "$1"
+}
+
+for v in "${VERSIONS[@]}"; do
+  cfg=$(pg_config_for "$v")
+  bindir=$("$cfg" --bindir)
+  step "PostgreSQL $v: cargo pgrx test"
+  log=$OUT/pgrx-test-pg$v.log
+  cargo pgrx test "pg$v" --runas postgres --pgdata "$ROOT/target/pgtest" > "$log" 2>&1
+  rc=$?
+  read -r p f < <(count "$log")
+  if [ $rc -ne 0 ] && [ "$f" -eq 0 ]; then f=1; tail -n 60 "$log"; fi
+  grep -E '^test .* (FAILED|failed)|panicked|^error' "$log" | head -n 40
+  UNIT[$v]="$p passed, $f failed"
+  total_pass=$((total_pass + p)); total_fail=$((total_fail + f))
+
+  step "PostgreSQL $v: golden psql tests"
+  glog=$OUT/golden-pg$v.log
+  # install the plain (non-test) build, then a throwaway preloaded cluster
+  cargo pgrx install --pg-config "$cfg" --no-default-features --features "pg$v" > "$OUT/install-pg$v.log" 2>&1 \
+    || { tail -n 40 "$OUT/install-pg$v.log"; }
+  gdir=$ROOT/target/pgtest/golden-$v
+  port=$((28900 + v))
+  sudo -u postgres "$bindir/pg_ctl" -D "$gdir/data" -m immediate stop >/dev/null 2>&1 || true
+  rm -rf "$gdir"; install -d -o postgres -g postgres "$gdir"
+  sudo -u postgres "$bindir/initdb" -D "$gdir/data" --locale=C.UTF-8 -A trust -U postgres >/dev/null
+  sudo -u postgres "$bindir/pg_ctl" -D "$gdir/data" -l "$gdir/server.log" -w \
+    -o "-p $port -k $gdir -c listen_addresses='' -c shared_preload_libraries='capstone,pg_stat_statements' -c max_worker_processes=32 -c max_prepared_transactions=10 -c wal_level=logical" start >/dev/null
+  PSQL="$bindir/psql" CAPSTONE_GOLDEN_RESULTS="$OUT/golden-pg$v" \
+    bash "$ROOT/pg_test/run.sh" -h "$gdir" -p "$port" -U postgres > "$glog" 2>&1
+  cat "$glog"
+  gp=$(grep -oE '[0-9]+ passed' "$glog" | tail -n1 | cut -d' ' -f1); gf=$(grep -oE '[0-9]+ failed' "$glog" | tail -n1 | cut -d' ' -f1)
+  gp=${gp:-0}; gf=${gf:-1}
+  if grep -q "terminated by signal" "$gdir/server.log"; then echo "server crashed during golden tests"; gf=$((gf + 1)); fi
+  sudo -u postgres "$bindir/pg_ctl" -D "$gdir/data" -m fast -w stop >/dev/null 2>&1 || true
+  GOLD[$v]="$gp passed, $gf failed"
+  total_pass=$((total_pass + gp)); total_fail=$((total_fail + gf))
+done
+
+step "summary"
+printf '%-12s %-28s %-24s\n' "PostgreSQL" "cargo pgrx test" "golden psql"
+for v in "${VERSIONS[@]}"; do
+  printf '%-12s %-28s %-24s\n' "$v" "${UNIT[$v]}" "${GOLD[$v]}"
+done
+[ $lint_ok = 1 ] && echo "fmt + clippy: ok" || echo "fmt + clippy: FAIL"
+echo "wall time: $(( $(date +%s) - T0 )) s"
+echo "$total_pass passed, $total_fail failed"
+[ "$total_fail" -eq 0 ]

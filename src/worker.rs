@@ -1,0 +1,260 @@
+//! Dynamic background workers that run as the caller, in the caller's database.
+//!
+//! Every capstone worker (smoke test, backfill, anomaly sessions, snapshot
+//! holders) starts the same way: the calling backend passes its database OID,
+//! its current role OID and a job token through `bgw_extra`, the worker connects
+//! with `BackgroundWorkerInitializeConnectionByOid`, and so runs with exactly the
+//! caller's privileges, never as a superuser it was not started by.
+
+use crate::error::CapstoneError;
+use pgrx::bgworkers::{
+    BackgroundWorker, BackgroundWorkerBuilder, BackgroundWorkerStatus, DynamicBackgroundWorker,
+    SignalWakeFlags,
+};
+use pgrx::prelude::*;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Identity a worker runs under, parsed back out of `bgw_extra`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkerIdentity {
+    pub database: u32,
+    pub role: u32,
+    pub token: i64,
+}
+
+impl WorkerIdentity {
+    pub fn encode(&self) -> String {
+        format!("{} {} {}", self.database, self.role, self.token)
+    }
+
+    pub fn decode(s: &str) -> Option<WorkerIdentity> {
+        let mut it = s.split_whitespace();
+        let database = it.next()?.parse().ok()?;
+        let role = it.next()?.parse().ok()?;
+        let token = it.next()?.parse().ok()?;
+        if it.next().is_some() {
+            return None;
+        }
+        Some(WorkerIdentity {
+            database,
+            role,
+            token,
+        })
+    }
+
+    /// The calling backend's database and current role (after SET ROLE), with a token.
+    pub fn of_caller(token: i64) -> WorkerIdentity {
+        unsafe {
+            WorkerIdentity {
+                database: pg_sys::MyDatabaseId.to_u32(),
+                role: pg_sys::GetUserId().to_u32(),
+                token,
+            }
+        }
+    }
+}
+
+/// Start a dynamic worker running `function` (an exported symbol of this
+/// library) for `ident`. The caller is notified of start and stop.
+pub fn launch(kind: &str, function: &str, ident: WorkerIdentity) -> DynamicBackgroundWorker {
+    let name = format!("capstone {kind} {}", ident.token);
+    let builder = BackgroundWorkerBuilder::new(&name)
+        .set_type(&format!("capstone {kind}"))
+        .set_library("capstone")
+        .set_function(function)
+        .set_argument(Some(pg_sys::Datum::from(ident.token)))
+        .set_extra(&ident.encode())
+        .enable_spi_access()
+        .set_notify_pid(unsafe { pg_sys::MyProcPid });
+    match builder.load_dynamic() {
+        Ok(handle) => handle,
+        Err(_) => CapstoneError::InsufficientResources(format!(
+            "could not start a capstone {kind} background worker"
+        ))
+        .raise_with(
+            "all background worker slots are in use",
+            "raise max_worker_processes (restart required) or wait for other workers to finish",
+        ),
+    }
+}
+
+/// Wait for a worker to exit, at most `timeout`. On timeout, on cancel, or on
+/// any error in the caller, the worker is terminated: nothing is left behind.
+pub fn wait_for_exit(handle: DynamicBackgroundWorker, kind: &str, timeout: Duration) {
+    let slot = Mutex::new(Some(handle));
+    let started = Instant::now();
+    let outcome = PgTryBuilder::new(std::panic::AssertUnwindSafe(|| loop {
+        let status = slot.lock().ok().and_then(|g| g.as_ref().map(|h| h.pid()));
+        match status {
+            Some(Ok(_)) | Some(Err(BackgroundWorkerStatus::NotYetStarted)) => {}
+            Some(Err(BackgroundWorkerStatus::PostmasterDied)) => {
+                return Err(CapstoneError::PrerequisiteState(
+                    "postmaster died while a capstone worker was running".into(),
+                ));
+            }
+            _ => return Ok(()),
+        }
+        if started.elapsed() >= timeout {
+            return Err(CapstoneError::Timeout(format!(
+                "capstone {kind} worker did not finish within {} ms",
+                timeout.as_millis()
+            )));
+        }
+        unsafe {
+            pg_sys::WaitLatch(
+                pg_sys::MyLatch,
+                (pg_sys::WL_LATCH_SET | pg_sys::WL_TIMEOUT | pg_sys::WL_EXIT_ON_PM_DEATH) as i32,
+                10,
+                pg_sys::PG_WAIT_EXTENSION,
+            );
+            pg_sys::ResetLatch(pg_sys::MyLatch);
+        }
+        check_for_interrupts!();
+    }))
+    .catch_others(|e| {
+        terminate(&slot);
+        e.rethrow()
+    })
+    .execute();
+    if let Err(err) = outcome {
+        terminate(&slot);
+        err.raise_hint("see the server log for the worker's own messages; capstone.worker_timeout sets the limit");
+    }
+}
+
+fn terminate(slot: &Mutex<Option<DynamicBackgroundWorker>>) {
+    if let Some(h) = slot.lock().ok().and_then(|mut g| g.take()) {
+        let _ = h.terminate();
+    }
+}
+
+/// Called first in every worker: signals, then connect as the submitting role.
+pub fn attach() -> Option<WorkerIdentity> {
+    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
+    let ident = WorkerIdentity::decode(BackgroundWorker::get_extra())?;
+    BackgroundWorker::connect_worker_to_spi_by_oid(
+        Some(pg_sys::Oid::from(ident.database)),
+        Some(pg_sys::Oid::from(ident.role)),
+    );
+    Some(ident)
+}
+
+/// The smoke worker: connect as the caller, write one row, exit.
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub extern "C-unwind" fn capstone_smoke_main(_arg: pg_sys::Datum) {
+    let Some(ident) = attach() else {
+        log!("capstone smoke worker: malformed bgw_extra, exiting");
+        return;
+    };
+    BackgroundWorker::transaction(|| {
+        Spi::run_with_args(
+            "INSERT INTO capstone.worker_smoke_log (token, pid, database, role, backend_type)
+             SELECT $1, pg_backend_pid(), current_database(), current_user::text,
+                    (SELECT backend_type FROM pg_catalog.pg_stat_activity WHERE pid = pg_backend_pid())",
+            &[ident.token.into()],
+        )
+    })
+    .unwrap_or_else(|e| log!("capstone smoke worker: insert failed: {e}"));
+}
+
+/// Start a background worker in this database as the current role, let it write
+/// one row and exit, then report what it saw. Proves the worker pattern every
+/// stateful gate uses.
+#[pg_extern(volatile, parallel_unsafe)]
+fn worker_smoke() -> TableIterator<
+    'static,
+    (
+        name!(worker_pid, i32),
+        name!(database, String),
+        name!(role, String),
+        name!(backend_type, Option<String>),
+        name!(elapsed_ms, f64),
+    ),
+> {
+    let token: i64 = Spi::get_one("SELECT nextval('capstone.worker_token_seq')")
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| {
+            CapstoneError::PrerequisiteState("capstone.worker_token_seq is missing".into()).raise()
+        });
+    let started = Instant::now();
+    let handle = launch(
+        "smoke",
+        "capstone_smoke_main",
+        WorkerIdentity::of_caller(token),
+    );
+    wait_for_exit(
+        handle,
+        "smoke",
+        Duration::from_millis(crate::gucs::worker_timeout_ms() as u64),
+    );
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let row = Spi::connect(|c| {
+        let t = c.select(
+            "SELECT pid, database, role, backend_type FROM capstone.worker_smoke_log WHERE token = $1",
+            Some(1),
+            &[token.into()],
+        )?;
+        if t.is_empty() {
+            return Ok::<_, pgrx::spi::Error>(None);
+        }
+        let r = t.first();
+        Ok(Some((
+            r.get::<i32>(1)?.unwrap_or(0),
+            r.get::<String>(2)?.unwrap_or_default(),
+            r.get::<String>(3)?.unwrap_or_default(),
+            r.get::<String>(4)?,
+        )))
+    });
+    match row {
+        Ok(Some((pid, db, role, bt))) => TableIterator::once((pid, db, role, bt, elapsed_ms)),
+        _ => CapstoneError::PrerequisiteState("the smoke worker exited without writing its row".into())
+            .raise_hint("check the server log for the worker's error, and that the role may INSERT into capstone.worker_smoke_log"),
+    }
+}
+
+#[cfg(test)]
+mod unit {
+    use super::WorkerIdentity;
+
+    #[test]
+    fn identity_round_trips() {
+        let id = WorkerIdentity {
+            database: 16384,
+            role: 10,
+            token: 42,
+        };
+        assert_eq!(WorkerIdentity::decode(&id.encode()), Some(id));
+    }
+
+    #[test]
+    fn identity_rejects_garbage() {
+        assert_eq!(WorkerIdentity::decode(""), None);
+        assert_eq!(WorkerIdentity::decode("1 2"), None);
+        assert_eq!(WorkerIdentity::decode("1 2 3 4"), None);
+        assert_eq!(WorkerIdentity::decode("a b c"), None);
+    }
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests {
+    use pgrx::prelude::*;
+
+    #[pg_test]
+    fn smoke_worker_runs_as_caller_in_callers_database() {
+        // A pg_test body is one uncommitted transaction, so a role created here would be
+        // invisible to the worker; the golden test covers a granted non-superuser role.
+        let (db, role, bt) = Spi::get_three::<String, String, String>(
+            "SELECT database, role, backend_type FROM capstone.worker_smoke()",
+        )
+        .unwrap();
+        let here = Spi::get_one::<String>("SELECT current_database()::text").unwrap();
+        let me = Spi::get_one::<String>("SELECT current_user::text").unwrap();
+        assert_eq!(db, here);
+        assert_eq!(role, me);
+        assert_eq!(bt.as_deref(), Some("capstone smoke"));
+    }
+}
