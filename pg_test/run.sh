@@ -25,7 +25,7 @@ for sql in "$HERE"/sql/*.sql; do
   "$PSQL" -X -q "${CONN[@]}" -d postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" >/dev/null
   out="$RESULTS/$name.out"
   # stdin (not -f) keeps file names and line numbers out of error lines
-  PGOPTIONS="-c client_min_messages=notice" \
+  PGTZ=UTC PGDATESTYLE="ISO, MDY" PGOPTIONS="-c client_min_messages=notice" \
     "$PSQL" -X -a -q "${CONN[@]}" -d "$db" -v ON_ERROR_STOP=0 -v VERBOSITY=default \
       -v SHOW_CONTEXT=never < "$sql" > "$out" 2>&1
   expected="$HERE/expected/$name.pg$major.out"

@@ -22,6 +22,9 @@ pub enum CapstoneError {
     /// 42704: no such object (job, evidence row, ...).
     #[error("{0}")]
     UndefinedObject(String),
+    /// 42710: the object already exists.
+    #[error("{0}")]
+    DuplicateObject(String),
     /// 42809: the relation exists but is the wrong kind.
     #[error("{0}")]
     WrongObjectType(String),
@@ -53,6 +56,7 @@ impl CapstoneError {
             CapstoneError::Syntax(_) => C::ERRCODE_SYNTAX_ERROR,
             CapstoneError::UndefinedTable(_) => C::ERRCODE_UNDEFINED_TABLE,
             CapstoneError::UndefinedObject(_) => C::ERRCODE_UNDEFINED_OBJECT,
+            CapstoneError::DuplicateObject(_) => C::ERRCODE_DUPLICATE_OBJECT,
             CapstoneError::WrongObjectType(_) => C::ERRCODE_WRONG_OBJECT_TYPE,
             CapstoneError::InsufficientPrivilege(_) => C::ERRCODE_INSUFFICIENT_PRIVILEGE,
             CapstoneError::LockNotAvailable(_) => C::ERRCODE_LOCK_NOT_AVAILABLE,

@@ -10,6 +10,7 @@ use pgrx::prelude::*;
 pub mod error;
 pub mod gucs;
 pub mod health;
+pub mod lab;
 pub mod worker;
 
 ::pgrx::pg_module_magic!(name, version);
