@@ -19,6 +19,7 @@ PORT=${CAPSTONE_LAB_PORT:-28815}
 POOL_PORT=${CAPSTONE_POOL_PORT:-28816}
 DB=${CAPSTONE_LAB_DB:-capstone_lab}
 OUTDIR=${CAPSTONE_OUT:-$ROOT/target/lab/report}
+SCALE=${CAPSTONE_LAB_SCALE:-1}
 
 stage "bootstrap toolchain"
 bash scripts/bootstrap.sh
@@ -55,5 +56,9 @@ if [ ${#POOLED[@]} -gt 0 ]; then
   "${POOLED[@]}" -c "SELECT * FROM capstone.version()"
 fi
 "${PSQL[@]}" -c "SELECT worker_pid, database, role, backend_type, round(elapsed_ms::numeric, 1) AS elapsed_ms FROM capstone.worker_smoke()"
+
+stage "lab: capstone.lab_install(scale => $SCALE) — schema, generator, constraints, ANALYZE"
+"${PSQL[@]}" -c "SELECT * FROM capstone.lab_install(scale => $SCALE, seed => 42, replace => true)" | tee "$OUTDIR/lab_install.txt"
+"${PSQL[@]}" -c "SELECT key, value FROM shop.lab_meta ORDER BY key" | tee -a "$OUTDIR/lab_install.txt"
 
 stage "done in $(( $(date +%s) - T0 )) s; evidence directory: $OUTDIR"

@@ -1,0 +1,68 @@
+//! The evidence store (`capstone.evidence`): every gate records what it measured.
+
+use crate::error::CapstoneError;
+use pgrx::prelude::*;
+use pgrx::JsonB;
+
+/// Store one capture and return its id. Runs as the caller (row-level security
+/// ties the row to the capturing role).
+pub fn store(
+    gate: &str,
+    label: Option<&str>,
+    query: Option<&str>,
+    settings: serde_json::Value,
+    payload: serde_json::Value,
+) -> i64 {
+    Spi::get_one_with_args::<i64>(
+        "INSERT INTO capstone.evidence (gate, label, query, settings, payload)
+         VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        &[
+            gate.into(),
+            label.into(),
+            query.into(),
+            JsonB(settings).into(),
+            JsonB(payload).into(),
+        ],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or_else(|| {
+        CapstoneError::PrerequisiteState("could not store evidence".into())
+            .raise_hint("check that capstone.evidence exists and the role may INSERT into it")
+    })
+}
+
+/// One stored capture.
+pub struct Captured {
+    pub gate: String,
+    pub label: Option<String>,
+    pub query: Option<String>,
+    pub payload: serde_json::Value,
+}
+
+/// Load a capture by id, or raise 42704 naming the id.
+pub fn load(id: i64) -> Captured {
+    let row = Spi::connect(|c| {
+        let t = c.select(
+            "SELECT gate, label, query, payload FROM capstone.evidence WHERE id = $1",
+            Some(1),
+            &[id.into()],
+        )?;
+        if t.is_empty() {
+            return Ok::<_, pgrx::spi::Error>(None);
+        }
+        let r = t.first();
+        Ok(Some(Captured {
+            gate: r.get::<String>(1)?.unwrap_or_default(),
+            label: r.get::<String>(2)?,
+            query: r.get::<String>(3)?,
+            payload: r.get::<JsonB>(4)?.map(|j| j.0).unwrap_or(serde_json::Value::Null),
+        }))
+    });
+    match row {
+        Ok(Some(c)) => c,
+        _ => CapstoneError::UndefinedObject(format!("evidence row {id} does not exist")).raise_hint(
+            "list captures with SELECT id, gate, label, captured_at FROM capstone.evidence ORDER BY id DESC",
+        ),
+    }
+}
