@@ -13,3 +13,34 @@ COMMENT ON FUNCTION capstone.worker_smoke() IS
 -- A granted role's worker runs as that role, so it needs to write its proof row.
 GRANT SELECT, INSERT ON capstone.worker_smoke_log TO PUBLIC;
 GRANT USAGE ON SEQUENCE capstone.worker_token_seq TO PUBLIC;
+
+-- The evidence store: anyone may write and read their own captures (row-level security).
+GRANT SELECT, INSERT ON capstone.evidence TO PUBLIC;
+
+-- The lab
+REVOKE ALL ON FUNCTION capstone.lab_install(double precision, integer, timestamptz, boolean) FROM PUBLIC;
+COMMENT ON FUNCTION capstone.lab_install(double precision, integer, timestamptz, boolean) IS
+  'Creates the lab schema shop (multi-tenant orders + double-entry ledger) and loads it deterministically for (scale, seed, anchor): scale 1 is 1M orders. Refuses to load over an existing shop schema unless replace => true.';
+
+-- Plans: functions that run caller-supplied SQL are granted deliberately, never to PUBLIC.
+REVOKE ALL ON FUNCTION capstone.explain(text, text, integer, boolean) FROM PUBLIC;
+COMMENT ON FUNCTION capstone.explain(text, text, integer, boolean) IS
+  'EXPLAIN (ANALYZE, BUFFERS, VERBOSE, SETTINGS, FORMAT JSON) of exactly one SELECT/INSERT/UPDATE/DELETE/MERGE, run as the caller inside a subtransaction that is always rolled back; runs > 1 adds a warm-up and keeps the median run. Stored in capstone.evidence.';
+REVOKE ALL ON FUNCTION capstone.estimate_gap(text, text) FROM PUBLIC;
+COMMENT ON FUNCTION capstone.estimate_gap(text, text) IS
+  'Runs the query (rolled back) and returns estimated vs actual rows per plan node, the q-error and its direction, nodes at or above capstone.gap_threshold, and the lowest misestimated node as the likely root cause.';
+COMMENT ON FUNCTION capstone.estimate_gap(bigint) IS
+  'estimate_gap on a stored capture (an id from capstone.evidence).';
+REVOKE ALL ON FUNCTION capstone.explain_diff(text, text, text, integer) FROM PUBLIC;
+COMMENT ON FUNCTION capstone.explain_diff(text, text, text, integer) IS
+  'Before/after proof: runs the query, applies change (kept; if it fails nothing of it is applied), runs the query again, and returns one row per changed plan node (scan method, join method, join order, time, buffers, rows) plus a statement summary.';
+COMMENT ON FUNCTION capstone.explain_diff(bigint, bigint) IS
+  'Diffs two stored captures, node by node, aligned by relation and position.';
+REVOKE ALL ON FUNCTION capstone.plan_gate() FROM PUBLIC;
+REVOKE ALL ON FUNCTION capstone.plan_gate_json() FROM PUBLIC;
+REVOKE ALL ON FUNCTION capstone.assert_plans() FROM PUBLIC;
+COMMENT ON FUNCTION capstone.plan_gate() IS
+  'Runs every enabled capstone.watched_queries entry and returns pass/fail with reasons: a seq scan on a large table not allowed for it, a q-error above its limit, or a time over its budget.';
+COMMENT ON FUNCTION capstone.plan_gate_json() IS 'The plan gate''s verdict as one jsonb document.';
+COMMENT ON FUNCTION capstone.assert_plans() IS
+  'Raises an error (so psql -v ON_ERROR_STOP=1 exits non-zero) when any watched query fails the plan gate.';

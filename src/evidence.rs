@@ -56,7 +56,10 @@ pub fn load(id: i64) -> Captured {
             gate: r.get::<String>(1)?.unwrap_or_default(),
             label: r.get::<String>(2)?,
             query: r.get::<String>(3)?,
-            payload: r.get::<JsonB>(4)?.map(|j| j.0).unwrap_or(serde_json::Value::Null),
+            payload: r
+                .get::<JsonB>(4)?
+                .map(|j| j.0)
+                .unwrap_or(serde_json::Value::Null),
         }))
     });
     match row {

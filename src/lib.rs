@@ -8,9 +8,12 @@
 use pgrx::prelude::*;
 
 pub mod error;
+pub mod evidence;
 pub mod gucs;
 pub mod health;
 pub mod lab;
+pub mod plans;
+pub mod subxact;
 pub mod worker;
 
 ::pgrx::pg_module_magic!(name, version);

@@ -18,7 +18,7 @@ pub enum Outcome {
 /// Run `f` in a subtransaction. On error the subtransaction is rolled back and the
 /// error is returned (not raised), with its original SQLSTATE; on success it is
 /// released or rolled back as `outcome` says.
-pub fn run<R>(outcome: Outcome, f: impl FnOnce() -> R) -> Result<R, CaughtError> {
+pub fn run<R>(outcome: Outcome, f: impl FnOnce() -> R) -> Result<R, Box<CaughtError>> {
     unsafe {
         let oldcxt = pg_sys::CurrentMemoryContext;
         let oldowner = pg_sys::CurrentResourceOwner;
@@ -26,9 +26,12 @@ pub fn run<R>(outcome: Outcome, f: impl FnOnce() -> R) -> Result<R, CaughtError>
         // keep allocating in the caller's context: results must outlive the subtransaction
         pg_sys::MemoryContextSwitchTo(oldcxt);
         let f = AssertUnwindSafe(f);
-        let result = PgTryBuilder::new(move || Ok((f.0)()))
-            .catch_others(Err)
-            .execute();
+        let result = PgTryBuilder::new(move || {
+            let f = f;
+            Ok((f.0)())
+        })
+        .catch_others(|e| Err(Box::new(e)))
+        .execute();
         match (&result, outcome) {
             (Ok(_), Outcome::Commit) => pg_sys::ReleaseCurrentSubTransaction(),
             _ => pg_sys::RollbackAndReleaseCurrentSubTransaction(),
@@ -45,7 +48,10 @@ pub fn describe(e: &CaughtError) -> (String, String) {
         CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) => r,
         CaughtError::RustPanic { ereport, .. } => ereport,
     };
-    (sqlstate_text(report.sql_error_code()), report.message().to_string())
+    (
+        sqlstate_text(report.sql_error_code()),
+        report.message().to_string(),
+    )
 }
 
 /// Five-character SQLSTATE from PostgreSQL's packed representation.

@@ -7,6 +7,9 @@
 //! caller inside a subtransaction that is always rolled back, and stores what it
 //! captured in `capstone.evidence`.
 
+// pgrx needs each result row spelled out as a name!() tuple in the signature
+#![allow(clippy::type_complexity)]
+
 pub mod plan;
 
 use crate::error::{check_range, CapstoneError};
@@ -50,7 +53,9 @@ pub fn validate_statement(query: Option<&str>) -> String {
         let node = (*raw).stmt;
         let tag = (*node).type_;
         let ok = match tag {
-            pg_sys::NodeTag::T_SelectStmt => (*(node as *mut pg_sys::SelectStmt)).intoClause.is_null(),
+            pg_sys::NodeTag::T_SelectStmt => {
+                (*(node as *mut pg_sys::SelectStmt)).intoClause.is_null()
+            }
             pg_sys::NodeTag::T_InsertStmt
             | pg_sys::NodeTag::T_UpdateStmt
             | pg_sys::NodeTag::T_DeleteStmt
@@ -89,7 +94,7 @@ fn explain_once(query: &str, timing: bool) -> Value {
         Ok(Ok(Some(v))) => v,
         Ok(Ok(None)) => CapstoneError::PrerequisiteState("EXPLAIN returned no plan".into()).raise(),
         Ok(Err(e)) => CapstoneError::PrerequisiteState(format!("EXPLAIN failed: {e}")).raise(),
-        Err(e) => e.rethrow(),
+        Err(e) => (*e).rethrow(),
     }
 }
 
@@ -135,7 +140,12 @@ pub fn capture(gate: &str, query: &str, label: Option<&str>, runs: i32, timing: 
         "timing": timing,
     });
     let evidence_id = crate::evidence::store(gate, label, Some(query), settings, payload);
-    Capture { evidence_id, plan_json, parsed, runs_ms }
+    Capture {
+        evidence_id,
+        plan_json,
+        parsed,
+        runs_ms,
+    }
 }
 
 /// Load a stored plan capture.
@@ -147,7 +157,9 @@ fn load_plan(id: i64) -> (ExplainResult, Option<String>) {
             "evidence row {id} ({} gate) holds no plan",
             c.gate
         ))
-        .raise_hint("pass the id of a row written by capstone.explain, estimate_gap or explain_diff"),
+        .raise_hint(
+            "pass the id of a row written by capstone.explain, estimate_gap or explain_diff",
+        ),
     };
     (parse(&plan), c.label.or(c.query))
 }
@@ -199,21 +211,21 @@ fn explain(
     ))
 }
 
-type GapRow = (
-    name!(node_id, i32),
-    name!(depth, i32),
-    name!(node, String),
-    name!(relation, Option<String>),
-    name!(est_rows, f64),
-    name!(actual_rows, Option<f64>),
-    name!(loops, Option<f64>),
-    name!(q_error, Option<f64>),
-    name!(direction, Option<String>),
-    name!(flagged, bool),
-    name!(root_cause, bool),
+type GapTuple = (
+    i32,
+    i32,
+    String,
+    Option<String>,
+    f64,
+    Option<f64>,
+    Option<f64>,
+    Option<f64>,
+    Option<String>,
+    bool,
+    bool,
 );
 
-fn gap_rows(r: &ExplainResult) -> Vec<GapRow> {
+fn gap_rows(r: &ExplainResult) -> Vec<GapTuple> {
     plan::estimate_gaps(r, crate::gucs::gap_threshold())
         .into_iter()
         .map(|g| {
@@ -240,7 +252,22 @@ fn gap_rows(r: &ExplainResult) -> Vec<GapRow> {
 fn estimate_gap_query(
     query: Option<String>,
     label: default!(Option<String>, "NULL"),
-) -> TableIterator<'static, GapRow> {
+) -> TableIterator<
+    'static,
+    (
+        name!(node_id, i32),
+        name!(depth, i32),
+        name!(node, String),
+        name!(relation, Option<String>),
+        name!(est_rows, f64),
+        name!(actual_rows, Option<f64>),
+        name!(loops, Option<f64>),
+        name!(q_error, Option<f64>),
+        name!(direction, Option<String>),
+        name!(flagged, bool),
+        name!(root_cause, bool),
+    ),
+> {
     let q = validate_statement(query.as_deref());
     let c = capture("statistics", &q, label.as_deref(), 1, true);
     TableIterator::new(gap_rows(&c.parsed))
@@ -248,32 +275,53 @@ fn estimate_gap_query(
 
 /// The same analysis on a stored capture.
 #[pg_extern(stable, parallel_unsafe, name = "estimate_gap")]
-fn estimate_gap_evidence(evidence_id: Option<i64>) -> TableIterator<'static, GapRow> {
+fn estimate_gap_evidence(
+    evidence_id: Option<i64>,
+) -> TableIterator<
+    'static,
+    (
+        name!(node_id, i32),
+        name!(depth, i32),
+        name!(node, String),
+        name!(relation, Option<String>),
+        name!(est_rows, f64),
+        name!(actual_rows, Option<f64>),
+        name!(loops, Option<f64>),
+        name!(q_error, Option<f64>),
+        name!(direction, Option<String>),
+        name!(flagged, bool),
+        name!(root_cause, bool),
+    ),
+> {
     let id = crate::error::required(evidence_id, "evidence_id");
     let (r, _) = load_plan(id);
     TableIterator::new(gap_rows(&r))
 }
 
-type DiffOut = (
-    name!(kind, String),
-    name!(key, String),
-    name!(change, String),
-    name!(before_op, Option<String>),
-    name!(after_op, Option<String>),
-    name!(before_ms, Option<f64>),
-    name!(after_ms, Option<f64>),
-    name!(speedup, Option<f64>),
-    name!(before_hit, Option<i64>),
-    name!(after_hit, Option<i64>),
-    name!(before_read, Option<i64>),
-    name!(after_read, Option<i64>),
-    name!(before_est_rows, Option<f64>),
-    name!(after_est_rows, Option<f64>),
-    name!(before_actual_rows, Option<f64>),
-    name!(after_actual_rows, Option<f64>),
+type DiffTuple = (
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<f64>,
+    Option<f64>,
+    Option<f64>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<f64>,
+    Option<f64>,
+    Option<f64>,
+    Option<f64>,
 );
 
-fn diff_rows(before: &ExplainResult, after: &ExplainResult, ids: Option<(i64, i64)>) -> Vec<DiffOut> {
+fn diff_rows(
+    before: &ExplainResult,
+    after: &ExplainResult,
+    ids: Option<(i64, i64)>,
+) -> Vec<DiffTuple> {
     plan::diff_plans(before, after)
         .into_iter()
         .map(|d| {
@@ -312,22 +360,47 @@ fn explain_diff_change(
     change: Option<String>,
     label: default!(Option<String>, "NULL"),
     runs: default!(Option<i32>, 1),
-) -> TableIterator<'static, DiffOut> {
+) -> TableIterator<
+    'static,
+    (
+        name!(kind, String),
+        name!(key, String),
+        name!(change, String),
+        name!(before_op, Option<String>),
+        name!(after_op, Option<String>),
+        name!(before_ms, Option<f64>),
+        name!(after_ms, Option<f64>),
+        name!(speedup, Option<f64>),
+        name!(before_hit, Option<i64>),
+        name!(after_hit, Option<i64>),
+        name!(before_read, Option<i64>),
+        name!(after_read, Option<i64>),
+        name!(before_est_rows, Option<f64>),
+        name!(after_est_rows, Option<f64>),
+        name!(before_actual_rows, Option<f64>),
+        name!(after_actual_rows, Option<f64>),
+    ),
+> {
     let q = validate_statement(query.as_deref());
     let change = crate::error::required(change, "change");
     if change.trim().is_empty() {
-        CapstoneError::InvalidParameter("change must not be empty".into())
-            .raise_hint("pass the SQL that should make the query faster, e.g. 'CREATE INDEX ...; ANALYZE ...'");
+        CapstoneError::InvalidParameter("change must not be empty".into()).raise_hint(
+            "pass the SQL that should make the query faster, e.g. 'CREATE INDEX ...; ANALYZE ...'",
+        );
     }
     let runs = runs.unwrap_or(1);
     let base = label.clone().unwrap_or_else(|| "explain_diff".into());
     let before = capture("plans", &q, Some(&format!("{base}: before")), runs, true);
     if let Err(e) = subxact::run(Outcome::Commit, || Spi::run(&change)) {
         // the subtransaction is rolled back: nothing of the change remains
-        e.rethrow();
+        (*e).rethrow();
     }
     let after = capture("plans", &q, Some(&format!("{base}: after")), runs, true);
-    let rows = diff_rows(&before.parsed, &after.parsed, Some((before.evidence_id, after.evidence_id)));
+    let rows = diff_rows(
+        &before.parsed,
+        &after.parsed,
+        Some((before.evidence_id, after.evidence_id)),
+    );
     crate::evidence::store(
         "index",
         Some(&base),
@@ -345,7 +418,30 @@ fn explain_diff_change(
 
 /// Diff two stored captures (ids from capstone.evidence).
 #[pg_extern(stable, parallel_unsafe, name = "explain_diff")]
-fn explain_diff_evidence(before: Option<i64>, after: Option<i64>) -> TableIterator<'static, DiffOut> {
+fn explain_diff_evidence(
+    before: Option<i64>,
+    after: Option<i64>,
+) -> TableIterator<
+    'static,
+    (
+        name!(kind, String),
+        name!(key, String),
+        name!(change, String),
+        name!(before_op, Option<String>),
+        name!(after_op, Option<String>),
+        name!(before_ms, Option<f64>),
+        name!(after_ms, Option<f64>),
+        name!(speedup, Option<f64>),
+        name!(before_hit, Option<i64>),
+        name!(after_hit, Option<i64>),
+        name!(before_read, Option<i64>),
+        name!(after_read, Option<i64>),
+        name!(before_est_rows, Option<f64>),
+        name!(after_est_rows, Option<f64>),
+        name!(before_actual_rows, Option<f64>),
+        name!(after_actual_rows, Option<f64>),
+    ),
+> {
     let b = crate::error::required(before, "before");
     let a = crate::error::required(after, "after");
     let (pb, _) = load_plan(b);
@@ -395,7 +491,10 @@ fn watched() -> Vec<Watched> {
         }
         Ok::<_, pgrx::spi::Error>(out)
     })
-    .unwrap_or_else(|e| CapstoneError::PrerequisiteState(format!("cannot read capstone.watched_queries: {e}")).raise())
+    .unwrap_or_else(|e| {
+        CapstoneError::PrerequisiteState(format!("cannot read capstone.watched_queries: {e}"))
+            .raise()
+    })
 }
 
 /// Estimated row count of a relation named in a plan ("schema.rel" or "rel").
@@ -428,7 +527,13 @@ fn judge(w: &Watched) -> GateResult {
     // A broken watched query (dropped table, bad SQL) fails the gate with its error; it never aborts the gate.
     let outcome = subxact::run(Outcome::Commit, || {
         let q = validate_statement(Some(&w.sql));
-        capture("plans", &q, Some(&format!("plan_gate: {}", w.name)), 1, true)
+        capture(
+            "plans",
+            &q,
+            Some(&format!("plan_gate: {}", w.name)),
+            1,
+            true,
+        )
     });
     let c = match outcome {
         Ok(c) => c,
@@ -462,7 +567,11 @@ fn judge(w: &Watched) -> GateResult {
     if let Some(g) = gaps
         .iter()
         .filter(|g| g.q_error.is_some_and(|q| q > w.max_q))
-        .max_by(|a, b| a.q_error.unwrap_or(0.0).total_cmp(&b.q_error.unwrap_or(0.0)))
+        .max_by(|a, b| {
+            a.q_error
+                .unwrap_or(0.0)
+                .total_cmp(&b.q_error.unwrap_or(0.0))
+        })
     {
         res.reasons.push(format!(
             "q-error {:.1} > {} at {}",
@@ -473,7 +582,8 @@ fn judge(w: &Watched) -> GateResult {
     }
     if let (Some(max), Some(ms)) = (w.max_ms, res.execution_ms) {
         if ms > max {
-            res.reasons.push(format!("execution {ms:.1} ms > budget {max} ms"));
+            res.reasons
+                .push(format!("execution {ms:.1} ms > budget {max} ms"));
         }
     }
     res.passed = res.reasons.is_empty();
@@ -546,4 +656,108 @@ fn assert_plans() -> String {
         .report(PgLogLevel::ERROR);
     }
     format!("plan gate passed: {} watched queries", results.len())
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests {
+    use pgrx::prelude::*;
+
+    #[pg_test]
+    fn explain_stores_evidence() {
+        let (id, root) = Spi::get_two::<i64, String>(
+            "SELECT evidence_id, root_node FROM capstone.explain('SELECT 1', label => 't')",
+        )
+        .unwrap();
+        assert!(root.unwrap().starts_with("Result"));
+        let gate = Spi::get_one_with_args::<String>(
+            "SELECT gate FROM capstone.evidence WHERE id = $1",
+            &[id.unwrap().into()],
+        )
+        .unwrap();
+        assert_eq!(gate.as_deref(), Some("plans"));
+    }
+
+    #[pg_test]
+    fn data_changing_statement_is_rolled_back() {
+        Spi::run("CREATE TABLE t_del AS SELECT g AS id FROM generate_series(1, 100) g").unwrap();
+        Spi::run("SELECT * FROM capstone.explain('DELETE FROM t_del WHERE id > 10', runs => 3)")
+            .unwrap();
+        let n = Spi::get_one::<i64>("SELECT count(*) FROM t_del").unwrap();
+        assert_eq!(n, Some(100));
+    }
+
+    #[pg_test]
+    fn correlated_filter_is_flagged_at_its_scan() {
+        Spi::run(
+            "CREATE TABLE t_corr AS SELECT g AS id, g % 100 AS a, g % 100 AS b FROM generate_series(1, 20000) g;
+             ANALYZE t_corr",
+        )
+        .unwrap();
+        let (node, q) = Spi::get_two::<String, f64>(
+            "SELECT node, q_error FROM capstone.estimate_gap('SELECT * FROM t_corr WHERE a = 1 AND b = 1')
+              WHERE root_cause",
+        )
+        .unwrap();
+        assert!(node.unwrap().starts_with("Seq Scan"));
+        assert!(q.unwrap() >= 50.0);
+    }
+
+    #[pg_test(error = "query must not be NULL")]
+    fn null_query() {
+        Spi::run("SELECT * FROM capstone.explain(NULL)").unwrap();
+    }
+
+    #[pg_test(error = "query must not be empty")]
+    fn empty_query() {
+        Spi::run("SELECT * FROM capstone.explain('  ;  ')").unwrap();
+    }
+
+    #[pg_test(error = "query must be exactly one statement (got 2)")]
+    fn two_statements() {
+        Spi::run("SELECT * FROM capstone.explain('SELECT 1; DROP TABLE capstone.evidence')")
+            .unwrap();
+    }
+
+    #[pg_test(error = "capstone cannot EXPLAIN ANALYZE a VACUUM statement")]
+    fn utility_statement() {
+        Spi::run("SELECT * FROM capstone.explain('VACUUM')").unwrap();
+    }
+
+    #[pg_test(error = "runs must be between 1 and 1000 (got 0)")]
+    fn runs_out_of_range() {
+        Spi::run("SELECT * FROM capstone.explain('SELECT 1', runs => 0)").unwrap();
+    }
+
+    #[pg_test(error = "evidence row 987654321 does not exist")]
+    fn unknown_evidence() {
+        Spi::run("SELECT * FROM capstone.estimate_gap(987654321::bigint)").unwrap();
+    }
+
+    #[pg_test]
+    fn failed_change_leaves_nothing_behind() {
+        Spi::run("CREATE TABLE t_chg AS SELECT g AS id FROM generate_series(1, 1000) g").unwrap();
+        let failed = crate::subxact::run(crate::subxact::Outcome::Commit, || {
+            Spi::run(
+                "SELECT * FROM capstone.explain_diff('SELECT * FROM t_chg WHERE id = 5',
+                     'CREATE INDEX t_chg_id ON t_chg (id); SELECT 1/0')",
+            )
+        });
+        assert!(failed.is_err());
+        let n = Spi::get_one::<i64>("SELECT count(*) FROM pg_class WHERE relname = 't_chg_id'")
+            .unwrap();
+        assert_eq!(n, Some(0));
+    }
+
+    #[pg_test]
+    fn explain_diff_sees_the_new_index() {
+        Spi::run("CREATE TABLE t_idx AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 50000) g; ANALYZE t_idx").unwrap();
+        let (change, after) = Spi::get_two::<String, String>(
+            "SELECT change, after_op FROM capstone.explain_diff('SELECT v FROM t_idx WHERE id = 42',
+                 'CREATE INDEX t_idx_id ON t_idx (id); ANALYZE t_idx') WHERE kind = 'scan'",
+        )
+        .unwrap();
+        assert!(change.unwrap().contains("scan method"));
+        assert!(after.unwrap().contains("t_idx_id"));
+    }
 }
