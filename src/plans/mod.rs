@@ -63,9 +63,13 @@ pub fn validate_statement(query: Option<&str>) -> String {
             _ => false,
         };
         if !ok {
-            let name = std::ffi::CStr::from_ptr(pg_sys::CreateCommandName(node))
-                .to_string_lossy()
-                .into_owned();
+            let name = if tag == pg_sys::NodeTag::T_SelectStmt {
+                "SELECT INTO".to_string()
+            } else {
+                std::ffi::CStr::from_ptr(pg_sys::CreateCommandName(node))
+                    .to_string_lossy()
+                    .into_owned()
+            };
             CapstoneError::NotSupported(format!("capstone cannot EXPLAIN ANALYZE a {name} statement"))
                 .raise_with(
                     format!("only {ACCEPTED} statements are explained; utility statements (VACUUM, CREATE, ...) have no plan to prove"),
