@@ -61,4 +61,7 @@ stage "lab: capstone.lab_install(scale => $SCALE) — schema, generator, constra
 "${PSQL[@]}" -c "SELECT * FROM capstone.lab_install(scale => $SCALE, seed => 42, replace => true)" | tee "$OUTDIR/lab_install.txt"
 "${PSQL[@]}" -c "SELECT key, value FROM shop.lab_meta ORDER BY key" | tee -a "$OUTDIR/lab_install.txt"
 
+stage "index + statistics gates: every lab index proven with explain_diff, the forced bad plan and its fix"
+"${PSQL[@]}" -f lab/evidence/plans.sql | tee "$OUTDIR/plans.txt"
+
 stage "done in $(( $(date +%s) - T0 )) s; evidence directory: $OUTDIR"

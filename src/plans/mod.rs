@@ -111,7 +111,7 @@ pub struct Capture {
 }
 
 fn parse(v: &Value) -> ExplainResult {
-    plan::parse_explain_json(&v.to_string()).unwrap_or_else(|e| {
+    plan::parse_explain_value(v).unwrap_or_else(|e| {
         CapstoneError::PrerequisiteState(format!("could not read the plan: {e}"))
             .raise_hint("this is a capstone bug if the server printed the plan; please report it with the plan JSON")
     })
@@ -124,17 +124,16 @@ pub fn capture(gate: &str, query: &str, label: Option<&str>, runs: i32, timing: 
     if runs > 1 {
         explain_once(query, timing);
     }
-    let mut samples: Vec<(f64, Value)> = (0..runs)
+    let mut samples: Vec<(f64, Value, ExplainResult)> = (0..runs)
         .map(|_| {
             let v = explain_once(query, timing);
-            let ms = parse(&v).execution_time.unwrap_or(0.0);
-            (ms, v)
+            let parsed = parse(&v);
+            (parsed.execution_time.unwrap_or(0.0), v, parsed)
         })
         .collect();
     let runs_ms: Vec<f64> = samples.iter().map(|s| s.0).collect();
     samples.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let (median_ms, plan_json) = samples.swap_remove(samples.len() / 2);
-    let parsed = parse(&plan_json);
+    let (median_ms, plan_json, parsed) = samples.swap_remove(samples.len() / 2);
     let settings = serde_json::to_value(&parsed.settings).unwrap_or(Value::Null);
     let payload = json!({
         "plan": plan_json,
@@ -227,6 +226,7 @@ type GapTuple = (
     Option<String>,
     bool,
     bool,
+    bool,
 );
 
 fn gap_rows(r: &ExplainResult) -> Vec<GapTuple> {
@@ -245,6 +245,7 @@ fn gap_rows(r: &ExplainResult) -> Vec<GapTuple> {
                 g.direction.map(|d| d.to_string()),
                 g.flagged,
                 g.root_cause,
+                g.cut_short,
             )
         })
         .collect()
@@ -270,6 +271,7 @@ fn estimate_gap_query(
         name!(direction, Option<String>),
         name!(flagged, bool),
         name!(root_cause, bool),
+        name!(cut_short_by_limit, bool),
     ),
 > {
     let q = validate_statement(query.as_deref());
@@ -295,6 +297,7 @@ fn estimate_gap_evidence(
         name!(direction, Option<String>),
         name!(flagged, bool),
         name!(root_cause, bool),
+        name!(cut_short_by_limit, bool),
     ),
 > {
     let id = crate::error::required(evidence_id, "evidence_id");

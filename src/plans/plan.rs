@@ -225,6 +225,12 @@ pub fn parse_explain_json(text: &str) -> Result<ExplainResult, PlanError> {
     parse_top(top)
 }
 
+/// Parse an already-decoded EXPLAIN JSON document (what the server returned as `json`).
+pub fn parse_explain_value(value: &Value) -> Result<ExplainResult, PlanError> {
+    let top = find_top(value, 0)?;
+    parse_top(top)
+}
+
 fn json_type(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
@@ -647,6 +653,74 @@ pub fn flatten(plan: &ExplainResult) -> Vec<FlatNode<'_>> {
     out
 }
 
+/// Does this node consume its whole input before returning a row? A LIMIT above
+/// such a node does not cut the nodes below it short.
+fn is_blocking(n: &PlanNode) -> bool {
+    match n.node_type.as_str() {
+        "Sort" | "Hash" | "Materialize" | "SetOp" | "WindowAgg" | "Memoize" => true,
+        "Aggregate" => !matches!(n.strategy.as_deref(), Some("Sorted")),
+        _ => false,
+    }
+}
+
+/// For each node: is it read through a LIMIT with only streaming nodes in
+/// between, so that it legitimately returns fewer rows than estimated?
+pub fn cut_short_by_limit(flat: &[FlatNode<'_>]) -> Vec<bool> {
+    let mut out = vec![false; flat.len()];
+    for f in flat {
+        let mut cur = f.parent;
+        let mut hops = 0usize;
+        while let Some(pid) = cur {
+            hops += 1;
+            let Some(p) = flat.get(pid) else { break };
+            if p.node.node_type == "Limit" {
+                if let Some(slot) = out.get_mut(f.id) {
+                    *slot = true;
+                }
+                break;
+            }
+            if is_blocking(p.node) || hops > MAX_PLAN_DEPTH {
+                break;
+            }
+            cur = p.parent;
+        }
+    }
+    out
+}
+
+/// Wall-clock share of a node's time: under a Gather, PostgreSQL reports the
+/// average per process and counts loops over all processes, so time × loops is
+/// CPU time; divide by the number of processes (workers + leader).
+pub fn parallel_divisor(flat: &[FlatNode<'_>], id: usize) -> f64 {
+    let mut cur = flat.get(id).and_then(|f| f.parent);
+    let mut hops = 0usize;
+    while let Some(pid) = cur {
+        hops += 1;
+        let Some(p) = flat.get(pid) else { break };
+        if matches!(p.node.node_type.as_str(), "Gather" | "Gather Merge") {
+            let workers = p
+                .node
+                .workers_launched
+                .or(p.node.workers_planned)
+                .unwrap_or(0)
+                .max(0);
+            return (workers + 1) as f64;
+        }
+        if hops > MAX_PLAN_DEPTH {
+            break;
+        }
+        cur = p.parent;
+    }
+    1.0
+}
+
+/// Inclusive wall-clock time of a flattened node in ms (see [`parallel_divisor`]).
+pub fn wall_time_ms(flat: &[FlatNode<'_>], id: usize) -> Option<f64> {
+    flat.get(id)
+        .and_then(|f| f.node.total_time_ms())
+        .map(|t| t / parallel_divisor(flat, id))
+}
+
 /// Subtree size (node included) for each id of a pre-order listing.
 fn subtree_sizes(flat: &[FlatNode<'_>]) -> Vec<usize> {
     let mut sizes = vec![1usize; flat.len()];
@@ -734,16 +808,21 @@ pub struct GapRow {
     pub root_cause: bool,
     /// For flagged nodes that are not root causes: the root-cause ids below them.
     pub inherits_from: Vec<usize>,
+    /// Read through a LIMIT (streaming nodes only in between): fewer actual rows
+    /// than estimated is expected there, so an over-estimate is not flagged.
+    pub cut_short: bool,
 }
 
 /// Per-node estimate vs actual rows (totals over loops), flagging nodes whose
 /// q-error reaches `threshold` and marking where each misestimate originates.
 pub fn estimate_gaps(plan: &ExplainResult, threshold: f64) -> Vec<GapRow> {
     let flat = flatten(plan);
+    let cut = cut_short_by_limit(&flat);
     let mut rows: Vec<GapRow> = flat
         .iter()
         .map(|f| {
             let n = f.node;
+            let cut_short = cut.get(f.id).copied().unwrap_or(false);
             let est = n.total_est_rows();
             let actual = n.total_actual_rows();
             let (q, dir) = if n.executed() {
@@ -763,9 +842,11 @@ pub fn estimate_gaps(plan: &ExplainResult, threshold: f64) -> Vec<GapRow> {
                 loops: n.actual_loops,
                 q_error: q,
                 direction: dir,
-                flagged: q.is_some_and(|q| q >= threshold),
+                flagged: q.is_some_and(|q| q >= threshold)
+                    && !(cut_short && dir == Some(Direction::Over)),
                 root_cause: false,
                 inherits_from: Vec::new(),
+                cut_short,
             }
         })
         .collect();
@@ -992,7 +1073,7 @@ fn diff_entries(plan: &ExplainResult, strip: bool) -> Vec<Entry> {
             join_type: n.join_type.clone(),
             op,
             outer,
-            ms: n.total_time_ms(),
+            ms: wall_time_ms(&flat, f.id),
             hit: n.shared_hit,
             read: n.shared_read,
             est: n.total_est_rows(),
@@ -1228,6 +1309,42 @@ pub fn median(values: &mut [f64]) -> Option<f64> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn limit_cuts_streaming_children_short_but_not_through_a_sort() {
+        let json = r#"[{"Plan": {"Node Type": "Limit", "Plan Rows": 20, "Actual Rows": 20, "Actual Loops": 1,
+            "Plans": [{"Node Type": "Index Scan", "Relation Name": "orders", "Index Name": "o_idx",
+                       "Parent Relationship": "Outer", "Plan Rows": 200000, "Actual Rows": 20, "Actual Loops": 1}]}}]"#;
+        let p = parse_explain_json(json).unwrap();
+        let g = estimate_gaps(&p, 10.0);
+        assert!(g[1].cut_short);
+        assert!(
+            !g[1].flagged,
+            "an early stop under LIMIT is not a misestimate"
+        );
+        let json = r#"[{"Plan": {"Node Type": "Limit", "Plan Rows": 20, "Actual Rows": 20, "Actual Loops": 1,
+            "Plans": [{"Node Type": "Sort", "Parent Relationship": "Outer", "Plan Rows": 200000, "Actual Rows": 20, "Actual Loops": 1,
+              "Plans": [{"Node Type": "Seq Scan", "Relation Name": "orders", "Parent Relationship": "Outer",
+                         "Plan Rows": 200000, "Actual Rows": 20, "Actual Loops": 1}]}]}}]"#;
+        let p = parse_explain_json(json).unwrap();
+        let g = estimate_gaps(&p, 10.0);
+        assert!(g[1].cut_short);
+        assert!(!g[2].cut_short, "the sort read its whole input");
+        assert!(g[2].flagged);
+    }
+
+    #[test]
+    fn parallel_node_time_is_wall_clock() {
+        let json = r#"[{"Plan": {"Node Type": "Gather", "Workers Planned": 2, "Workers Launched": 2,
+            "Plan Rows": 100, "Actual Rows": 100, "Actual Loops": 1, "Actual Total Time": 12.0,
+            "Plans": [{"Node Type": "Seq Scan", "Relation Name": "t", "Parent Relationship": "Outer",
+                       "Plan Rows": 33, "Actual Rows": 33, "Actual Loops": 3, "Actual Total Time": 10.0}]}}]"#;
+        let p = parse_explain_json(json).unwrap();
+        let flat = flatten(&p);
+        assert_eq!(parallel_divisor(&flat, 1), 3.0);
+        assert_eq!(wall_time_ms(&flat, 1), Some(10.0));
+        assert_eq!(wall_time_ms(&flat, 0), Some(12.0));
+    }
+
     use super::*;
     use proptest::prelude::*;
 
