@@ -173,10 +173,19 @@ cmd_psql() {
 
 cmd_install() {
   mkdir -p "$LAB"
-  echo "lab: building and installing capstone (release) into PostgreSQL $MAJOR"
-  (cd "$ROOT" && cargo pgrx install --release --pg-config "$(pg_config_for "$MAJOR")" \
+  echo "lab: building capstone (release) for PostgreSQL $MAJOR"
+  (cd "$ROOT" && cargo pgrx package --pg-config "$(pg_config_for "$MAJOR")" \
       --no-default-features --features "pg$MAJOR" >"$LAB/install.log" 2>&1) \
     || { tail -n 40 "$LAB/install.log"; exit 1; }
+  # A running server has capstone.so mapped (it is preloaded): overwriting the file in
+  # place crashes its processes. Stop it, install, and start it again.
+  local was_running=0
+  if server_running; then was_running=1; cmd_stop >/dev/null; fi
+  echo "lab: installing capstone into PostgreSQL $MAJOR"
+  (cd "$ROOT" && cargo pgrx install --release --pg-config "$(pg_config_for "$MAJOR")" \
+      --no-default-features --features "pg$MAJOR" >>"$LAB/install.log" 2>&1) \
+    || { tail -n 40 "$LAB/install.log"; exit 1; }
+  if [ $was_running = 1 ]; then cmd_start >/dev/null; echo "lab: restarted PostgreSQL $MAJOR with the new library"; fi
 }
 
 cmd_destroy() {

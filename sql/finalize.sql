@@ -44,3 +44,7 @@ COMMENT ON FUNCTION capstone.plan_gate() IS
 COMMENT ON FUNCTION capstone.plan_gate_json() IS 'The plan gate''s verdict as one jsonb document.';
 COMMENT ON FUNCTION capstone.assert_plans() IS
   'Raises an error (so psql -v ON_ERROR_STOP=1 exits non-zero) when any watched query fails the plan gate.';
+
+-- Triage: read-only, for anyone (each probe sees what the caller may see).
+COMMENT ON FUNCTION capstone.triage(integer) IS
+  'On-call first look: one row per failure mode (schema, index, statistics, bloat, pooling, migration, sharding), each from a live diagnostic query run under a lock timeout and a statement timeout (probe_timeout_ms), with what it found, a severity and the first fix as SQL.';

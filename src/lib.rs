@@ -14,6 +14,7 @@ pub mod health;
 pub mod lab;
 pub mod plans;
 pub mod subxact;
+pub mod triage;
 pub mod worker;
 
 ::pgrx::pg_module_magic!(name, version);
