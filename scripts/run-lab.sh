@@ -64,4 +64,18 @@ stage "lab: capstone.lab_install(scale => $SCALE) — schema, generator, constra
 stage "index + statistics gates: every lab index proven with explain_diff, the forced bad plan and its fix"
 "${PSQL[@]}" -f lab/evidence/plans.sql | tee "$OUTDIR/plans.txt"
 
+stage "triage: the on-call first look"
+"${PSQL[@]}" -c "SELECT mode, severity, finding, first_fix, probe_ms FROM capstone.triage()" | tee "$OUTDIR/triage.txt"
+
+stage "evidence report: $OUTDIR/REPORT.md"
+mkdir -p "$OUTDIR/charts"
+"${PSQL[@]}" -qAt -c "SELECT capstone.report()" > "$OUTDIR/REPORT.md"
+# one SVG and one CSV per chart; names come from capstone.report_charts()
+"${PSQL[@]}" -qAt -c "SELECT file_name FROM capstone.report_charts()" | while read -r name; do
+  [ -n "$name" ] || continue
+  "${PSQL[@]}" -qAt -v n="$name" -c "SELECT svg FROM capstone.report_charts() WHERE file_name = :'n'" > "$OUTDIR/charts/$name.svg"
+  "${PSQL[@]}" -qAt -v n="$name" -c "SELECT csv FROM capstone.report_charts() WHERE file_name = :'n'" > "$OUTDIR/charts/$name.csv"
+done
+echo "charts: $(ls "$OUTDIR/charts" | wc -l) files in $OUTDIR/charts"
+
 stage "done in $(( $(date +%s) - T0 )) s; evidence directory: $OUTDIR"

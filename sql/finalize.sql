@@ -48,3 +48,9 @@ COMMENT ON FUNCTION capstone.assert_plans() IS
 -- Triage: read-only, for anyone (each probe sees what the caller may see).
 COMMENT ON FUNCTION capstone.triage(integer) IS
   'On-call first look: one row per failure mode (schema, index, statistics, bloat, pooling, migration, sharding), each from a live diagnostic query run under a lock timeout and a statement timeout (probe_timeout_ms), with what it found, a severity and the first fix as SQL.';
+
+-- The report: reads the caller's own evidence (row-level security) and runs triage.
+COMMENT ON FUNCTION capstone.report() IS
+  'The evidence report as Markdown: for each gate the claim, the captured proof (plans before/after, gap tables, figures) and the verdict, or which gates have no evidence yet; ends with a live triage.';
+COMMENT ON FUNCTION capstone.report_charts() IS
+  'The charts the report links, as SVG with their data as CSV (file_name.svg / file_name.csv).';

@@ -13,6 +13,7 @@ pub mod gucs;
 pub mod health;
 pub mod lab;
 pub mod plans;
+pub mod report;
 pub mod subxact;
 pub mod triage;
 pub mod worker;

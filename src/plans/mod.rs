@@ -408,8 +408,17 @@ fn explain_diff_change(
         &after.parsed,
         Some((before.evidence_id, after.evidence_id)),
     );
+    // a statistics fix (CREATE STATISTICS, ANALYZE alone) proves the statistics gate; anything else the index gate
+    let upper = change.to_uppercase();
+    let gate = if upper.contains("STATISTICS")
+        || (upper.contains("ANALYZE") && !upper.contains("INDEX"))
+    {
+        "statistics"
+    } else {
+        "index"
+    };
     crate::evidence::store(
-        "index",
+        gate,
         Some(&base),
         Some(&q),
         json!({}),
