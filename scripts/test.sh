@@ -47,6 +47,13 @@ count() { # $1 = log, prints "passed failed" summed over cargo's "test result" l
 for v in "${VERSIONS[@]}"; do
   cfg=$(pg_config_for "$v")
   bindir=$("$cfg" --bindir)
+  # cargo pgrx test installs into the PostgreSQL tree; a running lab cluster of the same
+  # major has that library mapped and would crash when it is overwritten
+  labdata=${CAPSTONE_LAB_DIR:-$ROOT/target/lab}/pg$v/data
+  if [ -f "$labdata/postmaster.pid" ]; then
+    echo "stopping the PostgreSQL $v lab cluster (its library is about to be replaced)"
+    CAPSTONE_PG=$v bash "$ROOT/scripts/lab.sh" stop || true
+  fi
   step "PostgreSQL $v: cargo pgrx test"
   log=$OUT/pgrx-test-pg$v.log
   cargo pgrx test "pg$v" --runas postgres --pgdata "$ROOT/target/pgtest" > "$log" 2>&1
