@@ -18,3 +18,13 @@ pg_config_for() {
   esac
 }
 pg_bindir_for() { "$(pg_config_for "$1")" --bindir; }
+
+# The PyPI trees' contrib modules (dblink, postgres_fdw) carry a build-time RUNPATH that
+# does not exist here, so the server must find the tree's own libpq through the environment;
+# otherwise they bind to the system libpq and fail with undefined symbols.
+pg_server_env_for() {
+  case "$1" in
+    16|17|18) echo "LD_LIBRARY_PATH=$CAPSTONE_CACHE/pg/$1/lib" ;;
+    *) echo "" ;;
+  esac
+}

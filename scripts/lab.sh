@@ -123,7 +123,7 @@ cmd_start() {
       as_pg "'$ob/pg_ctl' -D '$other' -m fast -w stop" >/dev/null || true
     done
     echo "lab: starting PostgreSQL $MAJOR on 127.0.0.1:$PORT"
-    as_pg "'$BIN/pg_ctl' -D '$DATA' -l '$PGDIR/server.log' -w -t 60 start" >/dev/null
+    as_pg "$(pg_server_env_for "$MAJOR") '$BIN/pg_ctl' -D '$DATA' -l '$PGDIR/server.log' -w -t 60 start" >/dev/null
   fi
   as_pg "'$BIN/psql' -X -q -h '$SOCK' -p $PORT -d postgres -tAc \"SELECT 1 FROM pg_database WHERE datname = '$DB'\"" | grep -q 1 \
     || as_pg "'$BIN/createdb' -h '$SOCK' -p $PORT '$DB'"

@@ -74,7 +74,7 @@ for v in "${VERSIONS[@]}"; do
   sudo -u postgres "$bindir/pg_ctl" -D "$gdir/data" -m immediate stop >/dev/null 2>&1 || true
   rm -rf "$gdir"; install -d -o postgres -g postgres "$gdir"
   sudo -u postgres "$bindir/initdb" -D "$gdir/data" --locale=C.UTF-8 -A trust -U postgres >/dev/null
-  sudo -u postgres "$bindir/pg_ctl" -D "$gdir/data" -l "$gdir/server.log" -w \
+  sudo -u postgres env $(pg_server_env_for "$v") "$bindir/pg_ctl" -D "$gdir/data" -l "$gdir/server.log" -w \
     -o "-p $port -k $gdir -c listen_addresses='' -c shared_preload_libraries='capstone,pg_stat_statements' -c max_worker_processes=32 -c max_prepared_transactions=10 -c wal_level=logical" start >/dev/null
   PSQL="$bindir/psql" CAPSTONE_GOLDEN_RESULTS="$OUT/golden-pg$v" \
     bash "$ROOT/pg_test/run.sh" -h "$gdir" -p "$port" -U postgres > "$glog" 2>&1

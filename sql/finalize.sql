@@ -54,3 +54,8 @@ COMMENT ON FUNCTION capstone.report() IS
   'The evidence report as Markdown: for each gate the claim, the captured proof (plans before/after, gap tables, figures) and the verdict, or which gates have no evidence yet; ends with a live triage.';
 COMMENT ON FUNCTION capstone.report_charts() IS
   'The charts the report links, as SVG with their data as CSV (file_name.svg / file_name.csv).';
+
+-- Isolation: opens sessions and writes fixture rows: granted deliberately.
+REVOKE ALL ON FUNCTION capstone.anomaly_demo(text, text) FROM PUBLIC;
+COMMENT ON FUNCTION capstone.anomaly_demo(text, text) IS
+  'Reproduces lost_update or write_skew on lab tables with two real sessions (dblink connections as the current role) in a fixed, lock-observed interleaving, under a mode: read committed, repeatable read, serializable, select for update, for no key update, atomic update, advisory lock. One row per statement with result, SQLSTATE and wait; the last row says whether the anomaly happened. Needs CREATE EXTENSION dblink.';

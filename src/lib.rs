@@ -11,6 +11,7 @@ pub mod error;
 pub mod evidence;
 pub mod gucs;
 pub mod health;
+pub mod isolation;
 pub mod lab;
 pub mod plans;
 pub mod report;

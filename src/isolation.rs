@@ -1,0 +1,796 @@
+//! Two-session anomaly reproducer: `capstone.anomaly_demo(anomaly, mode)`.
+//!
+//! Two real backends (dblink connections to this database as the current role)
+//! run a fixed script. The calling backend drives them one statement at a time
+//! and is never one of the two. The interleaving is deterministic without
+//! sleeps: a statement is sent, and the driver waits until it has either
+//! finished or is blocked on a lock (seen in `pg_locks`); when the next
+//! statement in script order belongs to a session that is still blocked, the
+//! driver runs the other session's next statement instead. The fixture (a demo
+//! tenant with a customer, a product and its stock) is created and removed by
+//! the sessions themselves, committed, and swept again on the next run if a
+//! run was cut short.
+
+// pgrx needs each result row spelled out as a name!() tuple in the signature
+#![allow(clippy::type_complexity)]
+
+use crate::error::{required, CapstoneError};
+use crate::subxact::{self, Outcome};
+use pgrx::prelude::*;
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+pub const ANOMALIES: &[&str] = &["lost_update", "write_skew"];
+pub const MODES: &[&str] = &[
+    "read committed",
+    "repeatable read",
+    "serializable",
+    "select for update",
+    "for no key update",
+    "atomic update",
+    "advisory lock",
+];
+
+/// One statement of the script.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    /// 0 = session A, 1 = session B.
+    pub session: usize,
+    pub sql: String,
+}
+
+fn isolation_level(mode: &str) -> &'static str {
+    match mode {
+        "repeatable read" => "REPEATABLE READ",
+        "serializable" => "SERIALIZABLE",
+        _ => "READ COMMITTED",
+    }
+}
+
+/// The interleaved script for (anomaly, mode) on demo tenant `t`. Pure: unit-tested.
+pub fn script(anomaly: &str, mode: &str, t: i64, token: i64) -> Vec<Step> {
+    let both = |sql: &dyn Fn(usize) -> String| -> Vec<Step> {
+        (0..2)
+            .map(|s| Step {
+                session: s,
+                sql: sql(s),
+            })
+            .collect()
+    };
+    let mut out = Vec::new();
+    out.extend(both(&|_| {
+        format!("BEGIN ISOLATION LEVEL {}", isolation_level(mode))
+    }));
+    match anomaly {
+        "lost_update" => {
+            let lock = match mode {
+                "select for update" => " FOR UPDATE",
+                "for no key update" => " FOR NO KEY UPDATE",
+                _ => "",
+            };
+            if mode == "advisory lock" {
+                out.extend(both(&|_| {
+                    format!(
+                        "SELECT pg_advisory_xact_lock(hashtext('capstone-demo-stock'), {t})::text"
+                    )
+                }));
+            }
+            if mode != "atomic update" {
+                out.extend(both(&|_| {
+                    format!(
+                        "SELECT set_config('capstone_demo.read', on_hand::text, false) FROM shop.stock WHERE tenant_id = {t}{lock}"
+                    )
+                }));
+                out.extend(both(&|_| {
+                    format!(
+                        "UPDATE shop.stock SET on_hand = current_setting('capstone_demo.read')::int - 1 WHERE tenant_id = {t} RETURNING on_hand::text"
+                    )
+                }));
+            } else {
+                out.extend(both(&|_| {
+                    format!("UPDATE shop.stock SET on_hand = on_hand - 1 WHERE tenant_id = {t} RETURNING on_hand::text")
+                }));
+            }
+        }
+        _ => {
+            // write_skew: each session checks the tenant's open exposure against its
+            // credit limit and, if there is room, books a 6000-cent pending order
+            let sum = format!(
+                "coalesce((SELECT sum(total_cents) FROM shop.orders WHERE tenant_id = {t} AND status = 'pending'), 0)"
+            );
+            match mode {
+                "select for update" | "for no key update" => {
+                    let lock = if mode == "select for update" {
+                        "FOR UPDATE"
+                    } else {
+                        "FOR NO KEY UPDATE"
+                    };
+                    out.extend(both(&|_| {
+                        format!(
+                            "SELECT tenant_id::text FROM shop.tenants WHERE tenant_id = {t} {lock}"
+                        )
+                    }));
+                }
+                "advisory lock" => out.extend(both(&|_| {
+                    format!(
+                        "SELECT pg_advisory_xact_lock(hashtext('capstone-demo-credit'), {t})::text"
+                    )
+                })),
+                _ => {}
+            }
+            let insert = |s: usize, guard: &str| {
+                format!(
+                    "INSERT INTO shop.orders (tenant_id, order_no, customer_id, status, fulfillment_status, payment_status,
+                                              currency, total_cents, created_at, updated_at)
+                     SELECT {t}, 'demo-{}-{token}', c.customer_id, 'pending', 'unfulfilled', 'awaiting', 'EUR', 6000, now(), now()
+                       FROM shop.customers c WHERE c.tenant_id = {t} AND {guard}
+                     RETURNING order_id::text",
+                    if s == 0 { "a" } else { "b" }
+                )
+            };
+            if mode == "atomic update" {
+                // check and write in one statement: still two snapshots that cannot see each other
+                out.extend(both(&|s| {
+                    insert(
+                        s,
+                        &format!(
+                            "{sum} + 6000 <= (SELECT credit_limit_cents FROM shop.tenants WHERE tenant_id = {t})"
+                        ),
+                    )
+                }));
+            } else {
+                out.extend(both(&|_| {
+                    format!(
+                        "SELECT set_config('capstone_demo.ok', CASE WHEN {sum} + 6000 <= credit_limit_cents THEN 'ok' ELSE 'over' END, false)
+                           FROM shop.tenants WHERE tenant_id = {t}"
+                    )
+                }));
+                out.extend(both(&|s| {
+                    insert(s, "current_setting('capstone_demo.ok') = 'ok'")
+                }));
+            }
+        }
+    }
+    out.extend(both(&|_| "COMMIT".to_string()));
+    out
+}
+
+/// Remove demo fixtures (this run's, and any a crashed run left behind).
+const TEARDOWN: &str = "
+WITH t AS (SELECT tenant_id FROM shop.tenants WHERE slug LIKE 'capstone-demo-%'),
+     o AS (DELETE FROM shop.orders WHERE tenant_id IN (SELECT tenant_id FROM t) RETURNING 1),
+     s AS (DELETE FROM shop.stock WHERE tenant_id IN (SELECT tenant_id FROM t) RETURNING 1)
+SELECT (SELECT count(*) FROM o) + (SELECT count(*) FROM s)";
+
+fn setup_sql(token: i64) -> String {
+    format!(
+        "WITH t AS (INSERT INTO shop.tenants (slug, name, plan, region, currency, credit_limit_cents)
+                    VALUES ('capstone-demo-{token}', 'capstone anomaly demo', 'free', 'eu', 'EUR', 10000)
+                    RETURNING tenant_id),
+              c AS (INSERT INTO shop.customers (tenant_id, email, full_name, country, segment, created_at)
+                    SELECT tenant_id, 'demo@capstone.example', 'Demo Customer', 'DE', 'consumer', now() FROM t
+                    RETURNING tenant_id),
+              p AS (INSERT INTO shop.products (tenant_id, sku, name, category, price_cents)
+                    SELECT tenant_id, 'DEMO', 'Demo product', 'toys', 500 FROM t RETURNING tenant_id, product_id),
+              s AS (INSERT INTO shop.stock (tenant_id, product_id, on_hand) SELECT tenant_id, product_id, 10 FROM p RETURNING 1)
+         SELECT (SELECT tenant_id FROM t)::text || ',' || (SELECT count(*) FROM c) || ',' || (SELECT count(*) FROM s)"
+    )
+}
+
+const DROP_PARENTS: &str = "
+WITH t AS (SELECT tenant_id FROM shop.tenants WHERE slug LIKE 'capstone-demo-%'),
+     p AS (DELETE FROM shop.products WHERE tenant_id IN (SELECT tenant_id FROM t) RETURNING 1),
+     c AS (DELETE FROM shop.customers WHERE tenant_id IN (SELECT tenant_id FROM t) RETURNING 1)
+SELECT (SELECT count(*) FROM p) + (SELECT count(*) FROM c)";
+const DROP_TENANT: &str =
+    "WITH d AS (DELETE FROM shop.tenants WHERE slug LIKE 'capstone-demo-%' RETURNING 1) SELECT count(*)::text FROM d";
+
+/// A dblink session driven by the calling backend.
+struct Session {
+    name: String,
+    pid: i32,
+}
+
+struct Driver {
+    dblink: String,
+    sessions: std::cell::RefCell<Vec<Session>>,
+    timeout: Duration,
+}
+
+/// libpq conninfo value quoting: single quotes, backslash escapes.
+fn conn_value(v: &str) -> String {
+    format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
+/// How one statement ended.
+enum Ended {
+    Row(String),
+    Failed(String, String),
+}
+
+impl Driver {
+    fn q(&self, f: &str) -> String {
+        format!("{}.{f}", pgrx::spi::quote_identifier(&self.dblink))
+    }
+
+    fn name(&self, s: usize) -> String {
+        self.sessions
+            .borrow()
+            .get(s)
+            .map(|x| x.name.clone())
+            .unwrap_or_default()
+    }
+
+    fn pid(&self, s: usize) -> i32 {
+        self.sessions.borrow().get(s).map(|x| x.pid).unwrap_or(0)
+    }
+
+    fn connect(&self, label: &str, token: i64) {
+        let name = format!("capstone_demo_{label}_{token}");
+        let (db, user, sock, port) = Spi::connect(|c| {
+            let t = c.select(
+                "SELECT current_database()::text, current_user::text,
+                        split_part(current_setting('unix_socket_directories'), ',', 1), current_setting('port')",
+                Some(1),
+                &[],
+            )?;
+            let r = t.first();
+            Ok::<_, pgrx::spi::Error>((
+                r.get::<String>(1)?.unwrap_or_default(),
+                r.get::<String>(2)?.unwrap_or_default(),
+                r.get::<String>(3)?.unwrap_or_default(),
+                r.get::<String>(4)?.unwrap_or_default(),
+            ))
+        })
+        .unwrap_or_default();
+        let host = if sock.trim().is_empty() {
+            "localhost".to_string()
+        } else {
+            sock.trim().to_string()
+        };
+        let conninfo = format!(
+            "dbname={} user={} host={} port={} application_name=capstone_demo",
+            conn_value(&db),
+            conn_value(&user),
+            conn_value(&host),
+            conn_value(&port)
+        );
+        Spi::run_with_args(&format!("SELECT {}($1, $2)", self.q("dblink_connect")), &[name.clone().into(), conninfo.into()])
+            .unwrap_or_else(|e| {
+                CapstoneError::PrerequisiteState(format!("could not open demo session {label}: {e}"))
+                    .raise_hint("the demo connects back to this server over its Unix socket as the current role; check pg_hba.conf")
+            });
+        let pid = Spi::get_one_with_args::<String>(
+            &format!(
+                "SELECT x FROM {}($1, 'SELECT pg_backend_pid()::text') AS t(x text)",
+                self.q("dblink")
+            ),
+            &[name.clone().into()],
+        )
+        .ok()
+        .flatten()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+        self.sessions.borrow_mut().push(Session { name, pid });
+    }
+
+    fn send(&self, s: usize, sql: &str) {
+        let ok = Spi::get_one_with_args::<i32>(
+            &format!("SELECT {}($1, $2)", self.q("dblink_send_query")),
+            &[self.name(s).into(), sql.into()],
+        )
+        .ok()
+        .flatten();
+        if ok != Some(1) {
+            CapstoneError::PrerequisiteState("a demo session stopped accepting statements".into())
+                .raise();
+        }
+    }
+
+    fn busy(&self, s: usize) -> bool {
+        Spi::get_one_with_args::<i32>(
+            &format!("SELECT {}($1)", self.q("dblink_is_busy")),
+            &[self.name(s).into()],
+        )
+        .ok()
+        .flatten()
+            == Some(1)
+    }
+
+    fn blocked(&self, s: usize) -> bool {
+        Spi::get_one_with_args::<bool>(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_locks WHERE pid = $1 AND NOT granted)",
+            &[self.pid(s).into()],
+        )
+        .ok()
+        .flatten()
+        .unwrap_or(false)
+    }
+
+    /// Collect a finished statement's result (first column of the first row, or the command tag).
+    fn result(&self, s: usize) -> Ended {
+        let name = self.name(s);
+        let sql = format!(
+            "SELECT x FROM {}($1, true) AS t(x text)",
+            self.q("dblink_get_result")
+        );
+        let r = subxact::run(Outcome::Commit, || {
+            Spi::connect(|c| {
+                let t = c.select(&sql, None, &[name.clone().into()])?;
+                let mut first = None;
+                for row in t {
+                    if first.is_none() {
+                        first = Some(row.get::<String>(1)?.unwrap_or_default());
+                    }
+                }
+                Ok::<_, pgrx::spi::Error>(first.unwrap_or_default())
+            })
+        });
+        // drain the terminating empty result so the connection can be reused
+        let _ = subxact::run(Outcome::Commit, || {
+            Spi::run_with_args(
+                &format!(
+                    "SELECT count(*) FROM {}($1, false) AS t(x text)",
+                    self.q("dblink_get_result")
+                ),
+                &[name.clone().into()],
+            )
+        });
+        match r {
+            Ok(Ok(v)) => Ended::Row(v),
+            Ok(Err(e)) => Ended::Failed("XX000".into(), e.to_string()),
+            Err(e) => {
+                let (code, msg) = subxact::describe(&e);
+                // dblink prefixes its own context; keep the remote message
+                Ended::Failed(code, msg)
+            }
+        }
+    }
+
+    fn tick() {
+        unsafe {
+            pg_sys::WaitLatch(
+                pg_sys::MyLatch,
+                (pg_sys::WL_LATCH_SET | pg_sys::WL_TIMEOUT | pg_sys::WL_EXIT_ON_PM_DEATH) as i32,
+                1,
+                pg_sys::PG_WAIT_EXTENSION,
+            );
+            pg_sys::ResetLatch(pg_sys::MyLatch);
+        }
+        check_for_interrupts!();
+    }
+
+    /// Run one statement synchronously (setup/teardown).
+    fn exec(&self, s: usize, sql: &str) -> Ended {
+        self.send(s, sql);
+        let start = Instant::now();
+        while self.busy(s) {
+            if start.elapsed() > self.timeout {
+                return Ended::Failed("57014".into(), "timed out".into());
+            }
+            Self::tick();
+        }
+        self.result(s)
+    }
+
+    fn disconnect_all(&self) {
+        let names: Vec<String> = self
+            .sessions
+            .borrow()
+            .iter()
+            .map(|s| s.name.clone())
+            .collect();
+        for n in names {
+            let _ = subxact::run(Outcome::Commit, || {
+                Spi::run_with_args(
+                    &format!("SELECT {}($1)", self.q("dblink_disconnect")),
+                    &[n.clone().into()],
+                )
+            });
+        }
+    }
+}
+
+/// A result row of the demo.
+pub struct Row {
+    pub step: i32,
+    pub session: String,
+    pub statement: String,
+    pub result: Option<String>,
+    pub sqlstate: Option<String>,
+    pub wait_ms: f64,
+}
+
+fn session_label(s: usize) -> String {
+    if s == 0 { "A" } else { "B" }.to_string()
+}
+
+/// A statement in flight: script index, send time, send order, and whether it was seen blocked.
+#[derive(Clone, Copy)]
+struct InFlight {
+    idx: usize,
+    since: Instant,
+    order: i32,
+    blocked: bool,
+}
+
+fn one_line(sql: &str) -> String {
+    sql.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn run_script(d: &Driver, steps: &[Step]) -> Vec<Row> {
+    let mut rows: Vec<Row> = Vec::new();
+    let mut done = vec![false; steps.len()];
+    let mut pending: [Option<InFlight>; 2] = [None, None];
+    let mut aborted = [false; 2];
+    let started = Instant::now();
+    let mut order = 0;
+    let finish = |f: InFlight, ended: Ended, rows: &mut Vec<Row>, aborted: &mut [bool; 2]| {
+        let st = &steps[f.idx];
+        let other = session_label(1 - st.session);
+        let (result, code) = match ended {
+            Ended::Row(v) if f.blocked => (
+                Some(format!("{v} (waited for session {other}'s lock)")),
+                None,
+            ),
+            Ended::Row(v) => (Some(v), None),
+            Ended::Failed(c, m) => {
+                aborted[st.session] = true;
+                let m = if f.blocked {
+                    format!("{m} (after waiting for session {other}'s lock)")
+                } else {
+                    m
+                };
+                (Some(m), Some(c))
+            }
+        };
+        rows.push(Row {
+            step: f.order,
+            session: session_label(st.session),
+            statement: one_line(&st.sql),
+            result,
+            sqlstate: code,
+            wait_ms: f.since.elapsed().as_secs_f64() * 1000.0,
+        });
+    };
+    while done.iter().any(|d| !d) {
+        if started.elapsed() > d.timeout {
+            CapstoneError::Timeout("the demo script did not finish".into())
+                .raise_hint("capstone.worker_timeout bounds the demo; see pg_stat_activity for capstone_demo sessions");
+        }
+        // collect statements that finished
+        for (s, slot) in pending.iter_mut().enumerate() {
+            if let Some(f) = *slot {
+                if !d.busy(s) {
+                    let ended = d.result(s);
+                    finish(f, ended, &mut rows, &mut aborted);
+                    done[f.idx] = true;
+                    *slot = None;
+                }
+            }
+        }
+        // the next statement in script order whose session is free and whose other session
+        // has either finished everything before it or is blocked on a lock
+        let next = (0..steps.len()).find(|&k| {
+            if done[k] || pending.iter().any(|p| p.map(|f| f.idx) == Some(k)) {
+                return false;
+            }
+            let s = steps[k].session;
+            let o = 1 - s;
+            pending[s].is_none()
+                && (0..k).all(|j| steps[j].session != s || done[j])
+                && (0..k).all(|j| {
+                    steps[j].session != o || done[j] || (pending[o].is_some() && d.blocked(o))
+                })
+        });
+        let Some(k) = next else {
+            Driver::tick();
+            continue;
+        };
+        let s = steps[k].session;
+        order += 1;
+        if aborted[s] {
+            // an aborted transaction only accepts ROLLBACK
+            if steps[k].sql == "COMMIT" {
+                let f = InFlight {
+                    idx: k,
+                    since: Instant::now(),
+                    order,
+                    blocked: false,
+                };
+                let ended = d.exec(s, "ROLLBACK");
+                finish(f, ended, &mut rows, &mut aborted);
+                if let Some(r) = rows.last_mut() {
+                    r.statement = "ROLLBACK (the transaction had failed)".into();
+                }
+            } else {
+                rows.push(Row {
+                    step: order,
+                    session: session_label(s),
+                    statement: one_line(&steps[k].sql),
+                    result: Some("skipped: the transaction had failed".into()),
+                    sqlstate: None,
+                    wait_ms: 0.0,
+                });
+            }
+            done[k] = true;
+            continue;
+        }
+        d.send(s, &steps[k].sql);
+        let mut f = InFlight {
+            idx: k,
+            since: Instant::now(),
+            order,
+            blocked: false,
+        };
+        // wait until it finishes or blocks: that makes the interleaving deterministic
+        while d.busy(s) {
+            if d.blocked(s) {
+                f.blocked = true;
+                break;
+            }
+            if f.since.elapsed() > d.timeout {
+                break;
+            }
+            Driver::tick();
+        }
+        pending[s] = Some(f);
+    }
+    rows.sort_by_key(|r| r.step);
+    rows
+}
+
+/// Outcome of a run from the final state.
+pub fn classify(
+    anomaly: &str,
+    committed: usize,
+    final_value: i64,
+    failed_codes: &[String],
+) -> (bool, String) {
+    let happened = match anomaly {
+        "lost_update" => final_value != 10 - committed as i64,
+        _ => final_value > 10000,
+    };
+    let verdict = if happened {
+        match anomaly {
+            "lost_update" => format!("ANOMALY: {committed} decrements committed but on_hand is {final_value} (expected {})", 10 - committed as i64),
+            _ => format!("ANOMALY: open orders total {final_value} cents, over the 10000-cent credit limit"),
+        }
+    } else if let Some(c) = failed_codes.iter().find(|c| c.starts_with("40")) {
+        format!("prevented by error {c}: one transaction must retry")
+    } else {
+        match anomaly {
+            "lost_update" => format!(
+                "prevented: on_hand is {final_value} after {committed} committed decrements"
+            ),
+            _ => format!(
+                "prevented: open orders total {final_value} cents, within the 10000-cent limit"
+            ),
+        }
+    };
+    (happened, verdict)
+}
+
+pub fn demo(anomaly: &str, mode: &str) -> Vec<Row> {
+    let dblink = Spi::get_one::<String>(
+        "SELECT n.nspname::text FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace
+          WHERE e.extname = 'dblink'",
+    )
+    .ok()
+    .flatten()
+    .unwrap_or_else(|| {
+        CapstoneError::NotSupported("capstone.anomaly_demo needs the dblink extension".into()).raise_with(
+            "the two demo sessions are dblink connections to this database",
+            "CREATE EXTENSION dblink;",
+        )
+    });
+    let lab = Spi::get_one::<bool>(
+        "SELECT to_regclass('shop.stock') IS NOT NULL AND to_regclass('shop.orders') IS NOT NULL",
+    )
+    .ok()
+    .flatten()
+    .unwrap_or(false);
+    if !lab {
+        CapstoneError::PrerequisiteState("the lab schema shop is not installed".into()).raise_hint(
+            "SELECT * FROM capstone.lab_install(scale => 0.01);  -- the demo runs on lab tables",
+        );
+    }
+    // one demo at a time per database: concurrent runs would share the demo fixture
+    let got =
+        Spi::get_one::<bool>("SELECT pg_try_advisory_xact_lock(hashtext('capstone.anomaly_demo'))")
+            .ok()
+            .flatten()
+            .unwrap_or(false);
+    if !got {
+        CapstoneError::LockNotAvailable(
+            "another capstone.anomaly_demo is running in this database".into(),
+        )
+        .raise_hint("wait for it to finish; demos share one fixture and run one at a time");
+    }
+    let token: i64 = Spi::get_one("SELECT nextval('capstone.worker_token_seq')")
+        .ok()
+        .flatten()
+        .unwrap_or(0);
+    let d = Driver {
+        dblink,
+        sessions: std::cell::RefCell::new(Vec::new()),
+        timeout: Duration::from_millis(crate::gucs::worker_timeout_ms() as u64),
+    };
+    let dref = std::panic::AssertUnwindSafe(&d);
+    let out = PgTryBuilder::new(std::panic::AssertUnwindSafe(|| {
+        d.connect("a", token);
+        d.connect("b", token);
+        let mut rows = Vec::new();
+        // setup, committed by session A; sweeps fixtures a cut-short run left behind
+        for sql in [TEARDOWN, DROP_PARENTS, DROP_TENANT] {
+            d.exec(0, sql);
+        }
+        let tenant = match d.exec(0, &setup_sql(token)) {
+            Ended::Row(v) => v.split(',').next().and_then(|t| t.parse::<i64>().ok()).unwrap_or(0),
+            Ended::Failed(c, m) => CapstoneError::PrerequisiteState(format!("demo setup failed ({c}): {m}")).raise(),
+        };
+        rows.push(Row {
+            step: 0,
+            session: "setup".into(),
+            statement: format!("demo tenant {tenant}: stock on_hand = 10, credit limit 10000 cents"),
+            result: Some("committed".into()),
+            sqlstate: None,
+            wait_ms: 0.0,
+        });
+        let steps = script(anomaly, mode, tenant, token);
+        let mut ran = run_script(&d, &steps);
+        let committed = ran
+            .iter()
+            .filter(|r| r.statement == "COMMIT" && r.sqlstate.is_none() && r.result.as_deref() == Some("COMMIT"))
+            .count();
+        let codes: Vec<String> = ran.iter().filter_map(|r| r.sqlstate.clone()).collect();
+        rows.append(&mut ran);
+        let check = match anomaly {
+            "lost_update" => format!("SELECT on_hand::text FROM shop.stock WHERE tenant_id = {tenant}"),
+            _ => format!("SELECT coalesce(sum(total_cents), 0)::text FROM shop.orders WHERE tenant_id = {tenant} AND status = 'pending'"),
+        };
+        let final_value = match d.exec(0, &check) {
+            Ended::Row(v) => v.parse::<i64>().unwrap_or(-1),
+            Ended::Failed(..) => -1,
+        };
+        let (_, verdict) = classify(anomaly, committed, final_value, &codes);
+        rows.push(Row {
+            step: rows.len() as i32,
+            session: "check".into(),
+            statement: check,
+            result: Some(verdict),
+            sqlstate: None,
+            wait_ms: 0.0,
+        });
+        rows
+    }))
+    .catch_others(move |e| {
+        cleanup(*dref);
+        e.rethrow()
+    })
+    .execute();
+    cleanup(&d);
+    out
+}
+
+fn cleanup(d: &Driver) {
+    let n = d.sessions.borrow().len();
+    if n > 0 {
+        // the sessions may still be inside their demo transactions
+        for s in 0..n {
+            let _ = subxact::run(Outcome::Commit, || {
+                if d.busy(s) {
+                    let _ = d.result(s);
+                }
+                d.exec(s, "ROLLBACK");
+            });
+        }
+        let _ = subxact::run(Outcome::Commit, || {
+            for sql in [TEARDOWN, DROP_PARENTS, DROP_TENANT] {
+                d.exec(0, sql);
+            }
+        });
+    }
+    d.disconnect_all();
+}
+
+/// Reproduce a concurrency anomaly with two real sessions in a fixed interleaving,
+/// under one isolation level or locking strategy, and say whether it happened.
+#[pg_extern(volatile, parallel_unsafe)]
+fn anomaly_demo(
+    anomaly: Option<String>,
+    mode: Option<String>,
+) -> TableIterator<
+    'static,
+    (
+        name!(step, i32),
+        name!(session, String),
+        name!(statement, String),
+        name!(result, Option<String>),
+        name!(sqlstate, Option<String>),
+        name!(wait_ms, f64),
+    ),
+> {
+    let anomaly = required(anomaly, "anomaly");
+    let mode = required(mode, "mode");
+    let anomaly = crate::error::check_choice("anomaly", &anomaly, ANOMALIES);
+    let mode = crate::error::check_choice("mode", &mode, MODES);
+    let rows = demo(anomaly, mode);
+    let payload = json!({
+        "anomaly": anomaly,
+        "mode": mode,
+        "verdict": rows.last().and_then(|r| r.result.clone()),
+        "table": rows.iter().map(|r| json!({
+            "step": r.step, "session": r.session, "statement": r.statement,
+            "result": r.result, "sqlstate": r.sqlstate, "wait_ms": (r.wait_ms * 100.0).round() / 100.0,
+        })).collect::<Vec<_>>(),
+    });
+    crate::evidence::store(
+        "isolation",
+        Some(&format!("{anomaly} under {mode}")),
+        None,
+        json!({}),
+        payload,
+    );
+    TableIterator::new(rows.into_iter().map(|r| {
+        (
+            r.step,
+            r.session,
+            r.statement,
+            r.result,
+            r.sqlstate,
+            (r.wait_ms * 100.0).round() / 100.0,
+        )
+    }))
+}
+
+#[cfg(test)]
+mod unit {
+    use super::*;
+
+    #[test]
+    fn every_script_interleaves_and_ends_in_commits() {
+        for a in ANOMALIES {
+            for m in MODES {
+                let s = script(a, m, 7, 1);
+                assert_eq!(s.first().map(|x| x.session), Some(0));
+                assert_eq!(s.iter().filter(|x| x.sql == "COMMIT").count(), 2, "{a}/{m}");
+                assert_eq!(
+                    s.iter().filter(|x| x.session == 0).count(),
+                    s.iter().filter(|x| x.session == 1).count()
+                );
+                assert!(
+                    s.iter().all(|x| !x.sql.contains(';')),
+                    "one statement per step"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn isolation_levels_follow_the_mode() {
+        assert!(script("lost_update", "serializable", 1, 1)[0]
+            .sql
+            .ends_with("SERIALIZABLE"));
+        assert!(script("lost_update", "select for update", 1, 1)[0]
+            .sql
+            .ends_with("READ COMMITTED"));
+        assert!(script("lost_update", "select for update", 1, 1)
+            .iter()
+            .any(|s| s.sql.ends_with("FOR UPDATE")));
+        assert!(!script("lost_update", "atomic update", 1, 1)
+            .iter()
+            .any(|s| s.sql.contains("set_config")));
+    }
+
+    #[test]
+    fn outcomes() {
+        assert!(classify("lost_update", 2, 9, &[]).0);
+        assert!(!classify("lost_update", 2, 8, &[]).0);
+        let (h, v) = classify("lost_update", 1, 9, &["40001".into()]);
+        assert!(!h);
+        assert!(v.starts_with("prevented by error 40001"));
+        assert!(classify("write_skew", 2, 12000, &[]).0);
+        assert!(!classify("write_skew", 1, 6000, &[]).0);
+    }
+}
