@@ -52,3 +52,68 @@ CREATE TABLE IF NOT EXISTS capstone.watched_queries (
 );
 COMMENT ON TABLE capstone.watched_queries IS
   'Queries the plan gate runs: a query fails when it seq-scans a table of more than seqscan_min_rows rows not listed in seqscan_allowed, when a node''s q-error exceeds max_q_error (default capstone.gap_threshold), or when it runs longer than max_ms.';
+
+-- Migration gate: backfill jobs run by background workers, one row per job and per batch.
+CREATE TABLE IF NOT EXISTS capstone.backfill_jobs (
+    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    relid           oid NOT NULL,
+    relname         text NOT NULL,
+    key_columns     text[] NOT NULL,
+    set_clause      text NOT NULL,
+    where_clause    text,
+    batch_size      integer NOT NULL,
+    lock_timeout_ms integer NOT NULL,
+    pause_ms        integer NOT NULL,
+    max_retries     integer NOT NULL,
+    state           text NOT NULL DEFAULT 'queued',
+    role_oid        oid NOT NULL,
+    role_name       name NOT NULL,
+    database_oid    oid NOT NULL,
+    key_hi          bigint[],
+    last_key        bigint[],
+    rows_estimate   bigint,
+    rows_done       bigint NOT NULL DEFAULT 0,
+    batches_done    integer NOT NULL DEFAULT 0,
+    retries         integer NOT NULL DEFAULT 0,
+    lock_timeouts   integer NOT NULL DEFAULT 0,
+    last_error      text,
+    worker_pid      integer,
+    created_at      timestamptz NOT NULL DEFAULT clock_timestamp(),
+    started_at      timestamptz,
+    finished_at     timestamptz,
+    updated_at      timestamptz NOT NULL DEFAULT clock_timestamp(),
+    CONSTRAINT backfill_jobs_state_check CHECK (state IN ('queued', 'running', 'paused', 'done', 'cancelled', 'failed'))
+);
+COMMENT ON TABLE capstone.backfill_jobs IS
+  'Backfill jobs: one UPDATE ... SET set_clause over rel in keyset batches, run by a background worker as role_name. last_key and rows_done advance in the same transaction as each batch, so a crash never applies a batch twice or skips one.';
+CREATE TABLE IF NOT EXISTS capstone.backfill_batches (
+    job_id        bigint NOT NULL REFERENCES capstone.backfill_jobs ON DELETE CASCADE,
+    batch_no      integer NOT NULL,
+    key_from      bigint[],
+    key_to        bigint[],
+    rows          integer NOT NULL,
+    ms            double precision NOT NULL,
+    retries       integer NOT NULL DEFAULT 0,
+    lock_timeouts integer NOT NULL DEFAULT 0,
+    done_at       timestamptz NOT NULL DEFAULT clock_timestamp(),
+    PRIMARY KEY (job_id, batch_no)
+);
+COMMENT ON TABLE capstone.backfill_batches IS 'One row per committed backfill batch: key range, rows, time, lock-timeout retries.';
+ALTER TABLE capstone.backfill_jobs ENABLE ROW LEVEL SECURITY;
+CREATE POLICY backfill_jobs_owner ON capstone.backfill_jobs
+    USING (role_name = current_user) WITH CHECK (role_name = current_user);
+ALTER TABLE capstone.backfill_batches ENABLE ROW LEVEL SECURITY;
+CREATE POLICY backfill_batches_owner ON capstone.backfill_batches
+    USING (EXISTS (SELECT 1 FROM capstone.backfill_jobs j WHERE j.id = job_id));
+
+-- safe_ddl attempts, for the runbook's evidence.
+CREATE TABLE IF NOT EXISTS capstone.ddl_attempts (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    ddl         text NOT NULL,
+    attempt     integer NOT NULL,
+    waited_ms   double precision NOT NULL,
+    sqlstate    text,
+    error       text,
+    role_name   name NOT NULL DEFAULT current_user,
+    at          timestamptz NOT NULL DEFAULT clock_timestamp()
+);

@@ -59,3 +59,23 @@ COMMENT ON FUNCTION capstone.report_charts() IS
 REVOKE ALL ON FUNCTION capstone.anomaly_demo(text, text) FROM PUBLIC;
 COMMENT ON FUNCTION capstone.anomaly_demo(text, text) IS
   'Reproduces lost_update or write_skew on lab tables with two real sessions (dblink connections as the current role) in a fixed, lock-observed interleaving, under a mode: read committed, repeatable read, serializable, select for update, for no key update, atomic update, advisory lock. One row per statement with result, SQLSTATE and wait; the last row says whether the anomaly happened. Needs CREATE EXTENSION dblink.';
+
+-- Migration: starting jobs and running DDL change data and schema: granted deliberately.
+GRANT SELECT ON capstone.backfill_jobs, capstone.backfill_batches TO PUBLIC;
+GRANT SELECT, INSERT ON capstone.ddl_attempts TO PUBLIC;
+REVOKE ALL ON FUNCTION capstone.backfill_start(regclass, text, text, integer, interval, interval, integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION capstone.backfill_pause(bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION capstone.backfill_resume(bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION capstone.backfill_cancel(bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION capstone.safe_ddl(text, interval, integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION capstone.lock_watch(interval, interval, text) FROM PUBLIC;
+COMMENT ON FUNCTION capstone.backfill_start(regclass, text, text, integer, interval, interval, integer) IS
+  'Queues UPDATE rel SET set_clause WHERE where_clause as a backfill job: keyset batches over the primary key (or a unique NOT NULL integer key), one transaction each under lock_timeout, retried with backoff on 55P03, run by a background worker as the calling role. Validated now under your privileges. Returns the job id.';
+COMMENT ON FUNCTION capstone.backfill_status(bigint) IS 'Progress of your backfill jobs: percent, rows/s, ETA, batches, retries, lock timeouts, state, last error.';
+COMMENT ON FUNCTION capstone.backfill_pause(bigint) IS 'Pauses a job after its current batch; backfill_resume continues from the last committed batch.';
+COMMENT ON FUNCTION capstone.backfill_resume(bigint) IS 'Resumes a paused or failed job from its last committed batch.';
+COMMENT ON FUNCTION capstone.backfill_cancel(bigint) IS 'Cancels a job after its current batch; committed batches stay applied.';
+COMMENT ON FUNCTION capstone.safe_ddl(text, interval, integer) IS
+  'Runs one DDL statement under lock_timeout with exponential backoff and jitter, logging every attempt in capstone.ddl_attempts, so it never queues behind a lock while blocking everyone behind it. Warns about dangerous forms and grades the risk with the live table size.';
+COMMENT ON FUNCTION capstone.lock_snapshot() IS 'Locks held and awaited now, with blocking pids and how many sessions queue behind each holder.';
+COMMENT ON FUNCTION capstone.lock_watch(interval, interval, text) IS 'Samples lock_snapshot every `every` for `duration` and stores the samples (and a chart) as migration evidence.';

@@ -4,6 +4,10 @@ use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
 
 static GAP_THRESHOLD: GucSetting<f64> = GucSetting::<f64>::new(10.0);
 static WORKER_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(60_000);
+static BACKFILL_MAX_WORKERS: GucSetting<i32> = GucSetting::<i32>::new(4);
+static BACKFILL_NAPTIME_MS: GucSetting<i32> = GucSetting::<i32>::new(10_000);
+static LAUNCHER_DATABASE: GucSetting<Option<std::ffi::CString>> =
+    GucSetting::<Option<std::ffi::CString>>::new(Some(c"postgres"));
 
 pub fn init() {
     GucRegistry::define_float_guc(
@@ -26,6 +30,34 @@ pub fn init() {
         GucContext::Userset,
         GucFlags::UNIT_MS,
     );
+    GucRegistry::define_int_guc(
+        c"capstone.backfill_max_workers",
+        c"How many backfill jobs may run at once in a database",
+        c"Jobs over the limit wait in state queued; the launcher starts them as slots free up.",
+        &BACKFILL_MAX_WORKERS,
+        1,
+        64,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"capstone.backfill_naptime",
+        c"How often the launcher looks for backfill jobs to (re)start",
+        c"After a server restart the launcher resumes unfinished jobs from their last committed batch.",
+        &BACKFILL_NAPTIME_MS,
+        1000,
+        3_600_000,
+        GucContext::Sighup,
+        GucFlags::UNIT_MS,
+    );
+    GucRegistry::define_string_guc(
+        c"capstone.launcher_database",
+        c"Database the capstone launcher connects to in order to list databases",
+        c"Any database that always exists; the launcher only reads pg_database from it.",
+        &LAUNCHER_DATABASE,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
 }
 
 pub fn gap_threshold() -> f64 {
@@ -34,4 +66,19 @@ pub fn gap_threshold() -> f64 {
 
 pub fn worker_timeout_ms() -> i32 {
     WORKER_TIMEOUT_MS.get()
+}
+
+pub fn backfill_max_workers() -> i32 {
+    BACKFILL_MAX_WORKERS.get()
+}
+
+pub fn backfill_naptime_ms() -> i32 {
+    BACKFILL_NAPTIME_MS.get()
+}
+
+pub fn launcher_database() -> String {
+    LAUNCHER_DATABASE
+        .get()
+        .and_then(|c| c.into_string().ok())
+        .unwrap_or_else(|| "postgres".to_string())
 }

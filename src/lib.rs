@@ -13,7 +13,9 @@ pub mod gucs;
 pub mod health;
 pub mod isolation;
 pub mod lab;
+pub mod migration;
 pub mod plans;
+pub mod regclass;
 pub mod report;
 pub mod subxact;
 pub mod triage;
@@ -28,6 +30,10 @@ extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     gucs::init();
+    // the launcher (which resumes backfill jobs after a restart) needs preloading
+    if unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
+        migration::worker::register_launcher();
+    }
 }
 
 #[cfg(any(test, feature = "pg_test"))]
