@@ -201,10 +201,20 @@ fn backfill_start(
     let check = validate_update(&rel.qualified, &set_clause, where_clause.as_deref());
     // plan and run it with zero rows: column, type and permission errors surface now, as the caller
     if let Err(e) = subxact::run(Outcome::Rollback, || {
-        Spi::run("SET LOCAL lock_timeout = '2s'")?;
+        Spi::run("SET LOCAL lock_timeout = '200ms'")?;
         Spi::run(&check)
     }) {
-        (*e).rethrow();
+        let (code, _) = subxact::describe(&e);
+        if code == "55P03" {
+            // someone holds a conflicting lock right now: that is what the job's retries are for
+            ereport!(
+                NOTICE,
+                PgSqlErrorCode::ERRCODE_SUCCESSFUL_COMPLETION,
+                format!("{} is locked by another session; the clauses will be checked by the first batch", rel.qualified)
+            );
+        } else {
+            (*e).rethrow();
+        }
     }
     let desc = keys
         .iter()
@@ -216,12 +226,20 @@ fn backfill_start(
         .map(pgrx::spi::quote_identifier)
         .collect::<Vec<_>>()
         .join(", ");
-    let key_hi = Spi::get_one::<Vec<i64>>(&format!(
+    let hi_sql = format!(
         "SELECT ARRAY[{cols}]::bigint[] FROM {} ORDER BY {desc} LIMIT 1",
         rel.qualified
-    ))
-    .ok()
-    .flatten();
+    );
+    let key_hi = match subxact::run(Outcome::Rollback, || {
+        Spi::run("SET LOCAL lock_timeout = '2s'")?;
+        Spi::get_one::<Vec<i64>>(&hi_sql)
+    }) {
+        Ok(Ok(v)) => v,
+        Ok(Err(e)) => {
+            CapstoneError::PrerequisiteState(format!("could not read the key range: {e}")).raise()
+        }
+        Err(e) => (*e).rethrow(),
+    };
     let id = Spi::get_one_with_args::<i64>(
         "INSERT INTO capstone.backfill_jobs (relid, relname, key_columns, set_clause, where_clause, batch_size,
                                              lock_timeout_ms, pause_ms, max_retries, state, role_oid, role_name,

@@ -19,6 +19,16 @@ use pgrx::bgworkers::{
 use pgrx::prelude::*;
 use std::time::{Duration, Instant};
 
+static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Has this worker been asked to stop? pgrx's flag is reset when read, so keep it sticky.
+pub fn stopping() -> bool {
+    if BackgroundWorker::sigterm_received() {
+        STOP.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+    STOP.load(std::sync::atomic::Ordering::SeqCst)
+}
+
 /// Sleep without ignoring cancel requests (caller backends) or SIGTERM (workers).
 pub fn sleep_interruptible(d: Duration) {
     let until = Instant::now() + d;
@@ -37,7 +47,7 @@ pub fn sleep_interruptible(d: Duration) {
             pg_sys::ResetLatch(pg_sys::MyLatch);
         }
         if unsafe { !pg_sys::MyBgworkerEntry.is_null() } {
-            if BackgroundWorker::sigterm_received() {
+            if stopping() {
                 return;
             }
         } else {
@@ -193,7 +203,6 @@ fn run_batch(id: i64, job: &Job, retries: i32, timeouts: i32) -> Batch {
                 Spi::run_with_args(
                     "WITH j AS (UPDATE capstone.backfill_jobs
                                    SET last_key = $2, rows_done = rows_done + $3, batches_done = batches_done + 1,
-                                       retries = retries + $5, lock_timeouts = lock_timeouts + $6,
                                        updated_at = clock_timestamp()
                                  WHERE id = $1 RETURNING batches_done)
                      INSERT INTO capstone.backfill_batches (job_id, batch_no, key_from, key_to, rows, ms, retries, lock_timeouts)
@@ -241,7 +250,7 @@ pub extern "C-unwind" fn capstone_backfill_main(_arg: pg_sys::Datum) {
     // the submitting transaction may not have committed yet: wait for the job row
     let start = Instant::now();
     let job = loop {
-        if BackgroundWorker::sigterm_received() {
+        if stopping() {
             return;
         }
         let j = in_transaction(|| load_job(id)).ok().flatten();
@@ -293,7 +302,7 @@ pub extern "C-unwind" fn capstone_backfill_main(_arg: pg_sys::Datum) {
     });
     let seed = unsafe { pg_sys::MyProcPid as u64 };
     loop {
-        if BackgroundWorker::sigterm_received() {
+        if stopping() {
             // leave the job 'running': the launcher resumes it after a restart
             return;
         }
@@ -314,6 +323,15 @@ pub extern "C-unwind" fn capstone_backfill_main(_arg: pg_sys::Datum) {
                     if code == "55P03" {
                         timeouts += 1;
                     }
+                    // visible at once in backfill_status, not only when the batch finally commits
+                    let timeout = i32::from(code == "55P03");
+                    let _ = in_transaction(|| {
+                        Spi::run_with_args(
+                            "UPDATE capstone.backfill_jobs SET retries = retries + 1, lock_timeouts = lock_timeouts + $2,
+                                    last_error = $3, updated_at = clock_timestamp() WHERE id = $1",
+                            &[id.into(), timeout.into(), format!("{code}: {msg} (retrying)").into()],
+                        )
+                    });
                     if retries > job.max_retries {
                         break Some((
                             "paused",
@@ -321,7 +339,7 @@ pub extern "C-unwind" fn capstone_backfill_main(_arg: pg_sys::Datum) {
                         ));
                     }
                     sleep_interruptible(backoff(retries, seed));
-                    if BackgroundWorker::sigterm_received() {
+                    if stopping() {
                         return;
                     }
                 }
@@ -333,12 +351,6 @@ pub extern "C-unwind" fn capstone_backfill_main(_arg: pg_sys::Datum) {
         match outcome {
             Some(("done", _)) => return,
             Some((state, err)) => {
-                let _ = in_transaction(|| {
-                    Spi::run_with_args(
-                        "UPDATE capstone.backfill_jobs SET retries = retries + $2, lock_timeouts = lock_timeouts + $3 WHERE id = $1",
-                        &[id.into(), retries.into(), timeouts.into()],
-                    )
-                });
                 finish(id, state, Some(err));
                 return;
             }
@@ -405,8 +417,8 @@ pub extern "C-unwind" fn capstone_launcher_main(_arg: pg_sys::Datum) {
         let nap = crate::gucs::backfill_naptime_ms().max(1000) as u64;
         let until = Instant::now() + Duration::from_millis(nap);
         while Instant::now() < until {
-            BackgroundWorker::wait_latch(Some(Duration::from_millis(200)));
-            if BackgroundWorker::sigterm_received() {
+            sleep_interruptible(Duration::from_millis(200));
+            if stopping() {
                 return;
             }
         }
