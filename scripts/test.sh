@@ -82,13 +82,19 @@ for v in "${VERSIONS[@]}"; do
   gp=$(grep -oE '[0-9]+ passed' "$glog" | tail -n1 | cut -d' ' -f1); gf=$(grep -oE '[0-9]+ failed' "$glog" | tail -n1 | cut -d' ' -f1)
   gp=${gp:-0}; gf=${gf:-1}
   if grep -q "terminated by signal" "$gdir/server.log"; then echo "server crashed during golden tests"; gf=$((gf + 1)); fi
+  step "PostgreSQL $v: crash safety (kill -9 and immediate restart mid-backfill)"
+  clog=$OUT/crash-pg$v.log
+  bash "$ROOT/pg_test/crash.sh" "$bindir" "$gdir/data" "$gdir" "$port" "$(pg_server_env_for "$v")" > "$clog" 2>&1
+  grep -E '^crash:' "$clog"
+  cp_=$(grep -oE '[0-9]+ passed' "$clog" | tail -n1 | cut -d' ' -f1); cf_=$(grep -oE '[0-9]+ failed' "$clog" | tail -n1 | cut -d' ' -f1)
+  gp=$((gp + ${cp_:-0})); gf=$((gf + ${cf_:-1}))
   sudo -u postgres "$bindir/pg_ctl" -D "$gdir/data" -m fast -w stop >/dev/null 2>&1 || true
   GOLD[$v]="$gp passed, $gf failed"
   total_pass=$((total_pass + gp)); total_fail=$((total_fail + gf))
 done
 
 step "summary"
-printf '%-12s %-28s %-24s\n' "PostgreSQL" "cargo pgrx test" "golden psql"
+printf '%-12s %-28s %-24s\n' "PostgreSQL" "cargo pgrx test" "golden psql + crash"
 for v in "${VERSIONS[@]}"; do
   printf '%-12s %-28s %-24s\n' "$v" "${UNIT[$v]}" "${GOLD[$v]}"
 done
