@@ -66,6 +66,11 @@ stage "lab: capstone.lab_install(scale => $SCALE) — schema, generator, constra
 stage "index + statistics gates: every lab index proven with explain_diff, the forced bad plan and its fix"
 "${PSQL[@]}" -f lab/evidence/plans.sql | tee "$OUTDIR/plans.txt"
 
+if [ -z "${CAPSTONE_DSN:-}" ]; then
+  stage "migration gate: expand-contract of customers.full_name under load, with the backfill worker and lock evidence"
+  CAPSTONE_PG=$MAJOR bash lab/evidence/migration.sh "$OUTDIR" | tee "$OUTDIR/migration.txt"
+fi
+
 stage "triage: the on-call first look"
 "${PSQL[@]}" -c "SELECT mode, severity, finding, first_fix, probe_ms FROM capstone.triage()" | tee "$OUTDIR/triage.txt"
 

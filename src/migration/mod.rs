@@ -663,7 +663,9 @@ SELECT a.pid, a.usename::text, l.mode, coalesce(l.relation::regclass::text, l.lo
        CASE WHEN l.granted THEN NULL ELSE round(extract(epoch FROM clock_timestamp() - a.state_change)::numeric * 1000, 1)::float8 END,
        pg_catalog.pg_blocking_pids(a.pid),
        (SELECT count(*) FROM pg_catalog.pg_stat_activity w WHERE a.pid = ANY (pg_catalog.pg_blocking_pids(w.pid)))::int,
-       left(a.query, 200)
+       left(a.query, 200),
+       EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity d
+                WHERE d.pid = ANY (pg_catalog.pg_blocking_pids(a.pid)) AND d.query ILIKE '%capstone.safe_ddl%')
   FROM pg_catalog.pg_locks l
   JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid
  WHERE l.locktype IN ('relation', 'transactionid', 'tuple', 'advisory', 'object')
@@ -682,6 +684,7 @@ type LockRow = (
     Vec<i32>,
     i32,
     Option<String>,
+    bool,
 );
 
 fn snapshot() -> Vec<LockRow> {
@@ -698,6 +701,7 @@ fn snapshot() -> Vec<LockRow> {
                 r.get::<Vec<i32>>(7)?.unwrap_or_default(),
                 r.get::<i32>(8)?.unwrap_or(0),
                 r.get::<String>(9)?,
+                r.get::<bool>(10)?.unwrap_or(false),
             ));
         }
         Ok::<_, pgrx::spi::Error>(out)
@@ -722,7 +726,11 @@ fn lock_snapshot() -> TableIterator<
     ),
 > {
     unsafe { pg_sys::pgstat_clear_snapshot() };
-    TableIterator::new(snapshot())
+    TableIterator::new(
+        snapshot()
+            .into_iter()
+            .map(|r| (r.0, r.1, r.2, r.3, r.4, r.5, r.6, r.7, r.8)),
+    )
 }
 
 /// Sample lock_snapshot every `every` for `duration`; store the samples as evidence.
@@ -739,6 +747,7 @@ fn lock_watch(
         name!(waiting, i32),
         name!(max_wait_ms, Option<f64>),
         name!(max_queue, i32),
+        name!(max_wait_behind_ddl_ms, Option<f64>),
         name!(blocked, Vec<String>),
     ),
 > {
@@ -764,32 +773,41 @@ fn lock_watch(
         let waiting: Vec<&LockRow> = rows.iter().filter(|r| !r.4).collect();
         let max_wait = waiting.iter().filter_map(|r| r.5).reduce(f64::max);
         let max_queue = rows.iter().map(|r| r.7).max().unwrap_or(0);
+        let behind_ddl = waiting
+            .iter()
+            .filter(|r| r.9)
+            .filter_map(|r| r.5)
+            .reduce(f64::max);
         let blocked = waiting
             .iter()
             .map(|r| format!("pid {} waits {} on {} behind {:?}", r.0, r.2, r.3, r.6))
-            .collect();
+            .collect::<Vec<String>>();
         out.push((
             n,
             (start.elapsed().as_secs_f64() * 100_000.0).round() / 100.0,
             waiting.len() as i32,
             max_wait,
             max_queue,
+            behind_ddl,
             blocked,
         ));
         worker::sleep_interruptible(Duration::from_millis(step as u64));
     }
     let worst = out.iter().filter_map(|r| r.3).reduce(f64::max);
+    let worst_ddl = out.iter().filter_map(|r| r.5).reduce(f64::max);
     crate::evidence::store(
         "migration",
         Some(label.as_deref().unwrap_or("lock_watch")),
         None,
         json!({}),
         json!({
-            "summary": format!("{} samples over {} ms: at most {} session(s) waiting, longest wait {} ms, longest queue {}",
+            "summary": format!("{} samples over {} ms: at most {} session(s) waiting, longest wait {} ms, longest queue {}; longest wait behind a capstone DDL: {} ms",
                 out.len(), dur, out.iter().map(|r| r.2).max().unwrap_or(0),
                 worst.map(|w| format!("{w:.0}")).unwrap_or_else(|| "0".into()),
-                out.iter().map(|r| r.4).max().unwrap_or(0)),
+                out.iter().map(|r| r.4).max().unwrap_or(0),
+                worst_ddl.map(|w| format!("{w:.0}")).unwrap_or_else(|| "0".into())),
             "max_wait_ms": worst,
+            "max_wait_behind_ddl_ms": worst_ddl,
             "chart": {
                 "title": "Sessions waiting on locks during the watch",
                 "kind": "line", "x_label": "ms since start", "y_label": "sessions waiting",
