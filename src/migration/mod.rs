@@ -45,7 +45,10 @@ fn find_key(oid: pg_sys::Oid) -> Option<Vec<String>> {
     .flatten()
 }
 
-/// The UPDATE a batch runs. `first` batches have no lower bound.
+/// The UPDATE a batch runs. The batch's upper key is found with an index range
+/// scan (keyset, `LIMIT n` from the last key), then the UPDATE covers that key
+/// range directly, so it is one index range scan, not a join per row.
+/// `first` batches have no lower bound.
 pub fn batch_sql(
     rel: &str,
     keys: &[String],
@@ -80,17 +83,21 @@ pub fn batch_sql(
         .collect::<Vec<_>>()
         .join(", ");
     let order = q.join(", ");
-    let lower = if first {
-        String::new()
-    } else {
-        format!("{} > {} AND ", tuple(""), param(1))
+    let lower = |prefix: &str| {
+        if first {
+            String::new()
+        } else {
+            format!("{} > {} AND ", tuple(prefix), param(1))
+        }
     };
-    let join = q
-        .iter()
-        .zip(&alias)
-        .map(|(c, a)| format!("t.{c} = b.{a}"))
-        .collect::<Vec<_>>()
-        .join(" AND ");
+    let upper = format!(
+        "({})",
+        alias
+            .iter()
+            .map(|a| format!("(SELECT {a} FROM e)"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     let last = alias.join(", ");
     let desc = alias
         .iter()
@@ -98,11 +105,16 @@ pub fn batch_sql(
         .collect::<Vec<_>>()
         .join(", ");
     format!(
-        "WITH b AS (SELECT {select_list} FROM {rel} WHERE {lower}{} <= {} ORDER BY {order} LIMIT $3),
-              u AS (UPDATE {rel} t SET {set_clause} FROM b WHERE {join} AND ({}) RETURNING 1)
-         SELECT (SELECT count(*) FROM u), (SELECT ARRAY[{last}]::bigint[] FROM b ORDER BY {desc} LIMIT 1)",
+        "WITH b AS (SELECT {select_list} FROM {rel} WHERE {}{} <= {} ORDER BY {order} LIMIT $3),
+              e AS (SELECT {last} FROM b ORDER BY {desc} LIMIT 1),
+              u AS (UPDATE {rel} t SET {set_clause}
+                     WHERE {}{} <= {upper} AND ({}) RETURNING 1)
+         SELECT (SELECT count(*) FROM u), (SELECT ARRAY[{last}]::bigint[] FROM e)",
+        lower(""),
         tuple(""),
         param(2),
+        lower("t."),
+        tuple("t."),
         where_clause.unwrap_or("true"),
     )
 }
@@ -832,6 +844,7 @@ mod unit {
             false,
         );
         assert!(s.contains("(tenant_id, order_id) > ($1[1], $1[2])"));
+        assert!(s.contains("(t.tenant_id, t.order_id) <= ((SELECT capstone_k1 FROM e), (SELECT capstone_k2 FROM e))"));
         assert!(s.contains("(tenant_id, order_id) <= ($2[1], $2[2])"));
         assert!(s.contains("ORDER BY tenant_id, order_id LIMIT $3"));
         assert!(!s.to_uppercase().contains("OFFSET"));
