@@ -79,3 +79,19 @@ COMMENT ON FUNCTION capstone.safe_ddl(text, interval, integer) IS
   'Runs one DDL statement under lock_timeout with exponential backoff and jitter, logging every attempt in capstone.ddl_attempts, so it never queues behind a lock while blocking everyone behind it. Warns about dangerous forms and grades the risk with the live table size.';
 COMMENT ON FUNCTION capstone.lock_snapshot() IS 'Locks held and awaited now, with blocking pids and how many sessions queue behind each holder.';
 COMMENT ON FUNCTION capstone.lock_watch(interval, interval, text) IS 'Samples lock_snapshot every `every` for `duration` and stores the samples (and a chart) as migration evidence.';
+
+-- Pooling: pool_size holds a backend for its sampling window, and all three store evidence
+-- (as lock_watch does); pgbouncer_stats opens network connections through dblink.
+-- Granted deliberately, e.g. to pg_monitor.
+REVOKE ALL ON FUNCTION capstone.pool_size(interval, integer, double precision, double precision, integer, integer, boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION capstone.pool_size_json(interval, integer, double precision, double precision, integer, integer, boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION capstone.pooling_audit(boolean) FROM PUBLIC;
+COMMENT ON FUNCTION capstone.pool_size(interval, integer, double precision, double precision, integer, integer, boolean) IS
+  'Pool sizing written out term by term: samples pg_stat_database, pg_stat_activity and pg_stat_statements for the sample window, then shows the core-bound estimate (cores x core_factor), Little''s law L = lambda x W measured both ways, the memory ceiling (work_mem x nodes_per_query + per-backend overhead against RAM) and the recommended default_pool_size, max_client_conn and max_connections with headroom. A quiet server falls back to the core-bound estimate and says why. Stored in capstone.evidence.';
+COMMENT ON FUNCTION capstone.pool_size_json(interval, integer, double precision, double precision, integer, integer, boolean) IS
+  'capstone.pool_size as one jsonb document: {recommendation, terms, evidence_id}.';
+COMMENT ON FUNCTION capstone.pooling_audit(boolean) IS
+  'What PgBouncer transaction pooling breaks for this workload, from pg_stat_statements and the catalog: session-level SET, SET ROLE, set_config(..., false), LISTEN, session advisory locks, WITH HOLD cursors, temp tables, SQL PREPARE and protocol-level prepared statements (PgBouncer < 1.21), idle-in-transaction sessions. One row per finding with evidence, risk and fix; stored in capstone.evidence.';
+REVOKE ALL ON FUNCTION capstone.pgbouncer_stats(text) FROM PUBLIC;
+COMMENT ON FUNCTION capstone.pgbouncer_stats(text) IS
+  'SHOW VERSION, SHOW POOLS and SHOW STATS of a PgBouncer admin console (conninfo to its virtual database pgbouncer), one row per metric, read through dblink. Needs CREATE EXTENSION dblink.';

@@ -15,6 +15,7 @@ pub mod isolation;
 pub mod lab;
 pub mod migration;
 pub mod plans;
+pub mod pooling;
 pub mod regclass;
 pub mod report;
 pub mod subxact;
@@ -64,7 +65,7 @@ pub mod pg_test {
     #[must_use]
     pub fn postgresql_conf_options() -> Vec<&'static str> {
         vec![
-            "shared_preload_libraries = 'capstone'",
+            "shared_preload_libraries = 'capstone,pg_stat_statements'",
             "max_worker_processes = 32",
             "max_prepared_transactions = 10",
         ]

@@ -45,19 +45,23 @@ fn find_key(oid: pg_sys::Oid) -> Option<Vec<String>> {
     .flatten()
 }
 
-/// The UPDATE a batch runs. The batch's upper key is found with an index range
-/// scan (keyset, `LIMIT n` from the last key), then the UPDATE covers that key
-/// range directly, so it is one index range scan, not a join per row.
-/// `first` batches have no lower bound.
+/// The two statements of a batch. `bound` finds the batch's last key with an
+/// index range scan (keyset from the last committed key, `LIMIT n`); `update`
+/// then updates exactly that key range, with both ends passed as parameters so
+/// the planner sees real values and uses the key's index. `first` batches have
+/// no lower bound.
 pub fn batch_sql(
     rel: &str,
     keys: &[String],
     set_clause: &str,
     where_clause: Option<&str>,
     first: bool,
-) -> String {
-    let q: Vec<String> = keys.iter().map(pgrx::spi::quote_identifier).collect();
-    let alias: Vec<String> = (1..=keys.len()).map(|i| format!("capstone_k{i}")).collect();
+) -> (String, String) {
+    // always quoted: pure Rust (unit-testable without a server) and valid for any name
+    let q: Vec<String> = keys
+        .iter()
+        .map(|k| format!("\"{}\"", k.replace('"', "\"\"")))
+        .collect();
     let tuple = |prefix: &str| {
         format!(
             "({})",
@@ -76,13 +80,6 @@ pub fn batch_sql(
                 .join(", ")
         )
     };
-    let select_list = q
-        .iter()
-        .zip(&alias)
-        .map(|(c, a)| format!("{c} AS {a}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let order = q.join(", ");
     let lower = |prefix: &str| {
         if first {
             String::new()
@@ -90,33 +87,27 @@ pub fn batch_sql(
             format!("{} > {} AND ", tuple(prefix), param(1))
         }
     };
-    let upper = format!(
-        "({})",
-        alias
-            .iter()
-            .map(|a| format!("(SELECT {a} FROM e)"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    let last = alias.join(", ");
-    let desc = alias
+    let order = q.join(", ");
+    let desc = q
         .iter()
-        .map(|a| format!("{a} DESC"))
+        .map(|c| format!("{c} DESC"))
         .collect::<Vec<_>>()
         .join(", ");
-    format!(
-        "WITH b AS (SELECT {select_list} FROM {rel} WHERE {}{} <= {} ORDER BY {order} LIMIT $3),
-              e AS (SELECT {last} FROM b ORDER BY {desc} LIMIT 1),
-              u AS (UPDATE {rel} t SET {set_clause}
-                     WHERE {}{} <= {upper} AND ({}) RETURNING 1)
-         SELECT (SELECT count(*) FROM u), (SELECT ARRAY[{last}]::bigint[] FROM e)",
+    let bound = format!(
+        "SELECT ARRAY[{order}]::bigint[] FROM (SELECT {order} FROM {rel} WHERE {}{} <= {} ORDER BY {order} LIMIT $3) b
+          ORDER BY {desc} LIMIT 1",
         lower(""),
         tuple(""),
         param(2),
+    );
+    let update = format!(
+        "WITH u AS (UPDATE {rel} t SET {set_clause} WHERE {}{} <= {} AND ({}) RETURNING 1) SELECT count(*) FROM u",
         lower("t."),
         tuple("t."),
+        param(2),
         where_clause.unwrap_or("true"),
-    )
+    );
+    (bound, update)
 }
 
 /// Parse-check user SQL fragments by composing the statement they will be part of.
@@ -611,7 +602,8 @@ fn safe_ddl(
             (Err(_), Some("55P03")) if attempt <= max_retries => {
                 // exponential backoff with jitter, capped at 5 s
                 let base = (50u64 << attempt.min(7)).min(5000);
-                let jitter = (std::process::id() as u64 ^ (attempt as u64 * 7919)) % (base / 2 + 1);
+                let jitter = (std::process::id() as u64 ^ (attempt as u64).wrapping_mul(7919))
+                    % (base / 2 + 1);
                 worker::sleep_interruptible(Duration::from_millis(base / 2 + jitter));
             }
             (Err(e), Some("55P03")) => {
@@ -836,21 +828,21 @@ mod unit {
 
     #[test]
     fn batch_sql_is_keyset_not_offset() {
-        let s = batch_sql(
+        let (b, u) = batch_sql(
             "shop.orders",
             &["tenant_id".into(), "order_id".into()],
             "x = 1",
             None,
             false,
         );
-        assert!(s.contains("(tenant_id, order_id) > ($1[1], $1[2])"));
-        assert!(s.contains("(t.tenant_id, t.order_id) <= ((SELECT capstone_k1 FROM e), (SELECT capstone_k2 FROM e))"));
-        assert!(s.contains("(tenant_id, order_id) <= ($2[1], $2[2])"));
-        assert!(s.contains("ORDER BY tenant_id, order_id LIMIT $3"));
-        assert!(!s.to_uppercase().contains("OFFSET"));
-        let first = batch_sql("t", &["id".into()], "x = 1", Some("y IS NULL"), true);
-        assert!(!first.contains("$1"));
-        assert!(first.contains("AND (y IS NULL)"));
+        assert!(b.contains(r#"("tenant_id", "order_id") > ($1[1], $1[2])"#));
+        assert!(b.contains(r#"("tenant_id", "order_id") <= ($2[1], $2[2])"#));
+        assert!(b.contains(r#"ORDER BY "tenant_id", "order_id" LIMIT $3"#));
+        assert!(u.contains(r#"(t."tenant_id", t."order_id") > ($1[1], $1[2]) AND (t."tenant_id", t."order_id") <= ($2[1], $2[2])"#));
+        assert!(!b.to_uppercase().contains("OFFSET") && !u.to_uppercase().contains("OFFSET"));
+        let (fb, fu) = batch_sql("t", &["id".into()], "x = 1", Some("y IS NULL"), true);
+        assert!(!fb.contains("$1") && !fu.contains("$1"));
+        assert!(fu.contains("AND (y IS NULL)"));
     }
 
     #[test]

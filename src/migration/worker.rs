@@ -162,7 +162,7 @@ fn finish(id: i64, state: &str, error: Option<String>) {
 /// One batch, with its progress, in one transaction.
 fn run_batch(id: i64, job: &Job, retries: i32, timeouts: i32) -> Batch {
     let first = job.last_key.is_none();
-    let sql = crate::migration::batch_sql(
+    let (bound_sql, update_sql) = crate::migration::batch_sql(
         &job.rel,
         &job.keys,
         &job.set_clause,
@@ -176,9 +176,10 @@ fn run_batch(id: i64, job: &Job, retries: i32, timeouts: i32) -> Batch {
             "SET LOCAL statement_timeout = '{}ms'",
             job.lock_ms.saturating_mul(20).max(60_000)
         ))?;
-        let (rows, last) = Spi::connect_mut(|c| {
-            let t = c.update(
-                &sql,
+        // the batch's last key; no row at all means the range is exhausted
+        let last = Spi::connect(|c| {
+            let t = c.select(
+                &bound_sql,
                 Some(1),
                 &[
                     job.last_key.clone().into(),
@@ -186,9 +187,20 @@ fn run_batch(id: i64, job: &Job, retries: i32, timeouts: i32) -> Batch {
                     (job.batch_size as i64).into(),
                 ],
             )?;
-            let r = t.first();
-            Ok::<_, pgrx::spi::Error>((r.get::<i64>(1)?.unwrap_or(0), r.get::<Vec<i64>>(2)?))
+            if t.is_empty() {
+                Ok::<_, pgrx::spi::Error>(None)
+            } else {
+                t.first().get::<Vec<i64>>(1)
+            }
         })?;
+        let rows = match &last {
+            Some(upper) => Spi::get_one_with_args::<i64>(
+                &update_sql,
+                &[job.last_key.clone().into(), upper.clone().into()],
+            )?
+            .unwrap_or(0),
+            None => 0,
+        };
         let ms = started.elapsed().as_secs_f64() * 1000.0;
         match last {
             None => {
@@ -234,7 +246,7 @@ pub fn backoff(n: i32, seed: u64) -> Duration {
     let base = (50u64 << (n.clamp(1, 7) as u32)).min(5000);
     let jitter = seed
         .wrapping_mul(6364136223846793005)
-        .wrapping_add(n as u64 * 1442695040888963407)
+        .wrapping_add((n as u64).wrapping_mul(1442695040888963407))
         % (base / 2 + 1);
     Duration::from_millis(base / 2 + jitter)
 }
