@@ -71,6 +71,12 @@ if [ -z "${CAPSTONE_DSN:-}" ]; then
   CAPSTONE_PG=$MAJOR bash lab/evidence/migration.sh "$OUTDIR" | tee "$OUTDIR/migration.txt"
 fi
 
+if [ -z "${CAPSTONE_DSN:-}" ]; then
+  stage "pooling gate: pool_size, the 1000-client storm direct vs PgBouncer, and the pool-size sweep"
+  CAPSTONE_PG=$MAJOR CAPSTONE_STORM_SECONDS=${CAPSTONE_STORM_SECONDS:-10} CAPSTONE_SWEEP_SECONDS=${CAPSTONE_SWEEP_SECONDS:-8} \
+    CAPSTONE_SWEEP_PASSES=${CAPSTONE_SWEEP_PASSES:-1} bash bench/pooling.sh | tee "$OUTDIR/pooling.txt"
+fi
+
 stage "triage: the on-call first look"
 "${PSQL[@]}" -c "SELECT mode, severity, finding, first_fix, probe_ms FROM capstone.triage()" | tee "$OUTDIR/triage.txt"
 
