@@ -77,6 +77,10 @@ if [ -z "${CAPSTONE_DSN:-}" ]; then
     CAPSTONE_SWEEP_PASSES=${CAPSTONE_SWEEP_PASSES:-1} bash bench/pooling.sh | tee "$OUTDIR/pooling.txt"
 fi
 
+stage "bloat gate: xmin holders, the long-transaction scenario with a snapshot-holding worker, estimates vs pgstattuple"
+# stderr too: VACUUM (VERBOSE) reports as INFO messages
+"${PSQL[@]}" -f lab/evidence/bloat.sql 2>&1 | tee "$OUTDIR/bloat.txt"
+
 stage "triage: the on-call first look"
 "${PSQL[@]}" -c "SELECT mode, severity, finding, first_fix, probe_ms FROM capstone.triage()" | tee "$OUTDIR/triage.txt"
 

@@ -95,3 +95,16 @@ COMMENT ON FUNCTION capstone.pooling_audit(boolean) IS
 REVOKE ALL ON FUNCTION capstone.pgbouncer_stats(text) FROM PUBLIC;
 COMMENT ON FUNCTION capstone.pgbouncer_stats(text) IS
   'SHOW VERSION, SHOW POOLS and SHOW STATS of a PgBouncer admin console (conninfo to its virtual database pgbouncer), one row per metric, read through dblink. Needs CREATE EXTENSION dblink.';
+
+-- Bloat: the reports are read-only and for everyone (they read pages only of tables the
+-- caller may SELECT); the scenario starts workers and rewrites rows: granted deliberately.
+COMMENT ON FUNCTION capstone.bloat_report(text, regclass, bigint, text) IS
+  'One row per table, materialized view, TOAST table and btree index (in schema_name, or of rel): total_bytes, est_bloat_bytes/est_bloat_pct (free plus dead space beyond the fillfactor reserve, as pgstattuple counts it), live and dead tuples, last vacuums, removable (could VACUUM remove the dead tuples now, judged by PostgreSQL''s own HeapTupleSatisfiesVacuum against the current xmin horizon on the pages read) and method. mode fast (default) reads statistics plus capstone.bloat_sample_pages sampled pages per relation; approx reads the heap pages the visibility map does not cover and btree indexes in full; exact uses pgstattuple/pgstatindex. Rows with less than min_bytes of bloat are left out.';
+COMMENT ON FUNCTION capstone.xmin_holders() IS
+  'Everything in the cluster holding back the xmin horizon, oldest first: sessions with an old snapshot or transaction (backend, idle_in_transaction), replication slots (xmin and catalog_xmin), prepared transactions and hot_standby_feedback from standbys, each with the SQL that releases it. Leaves out this session, its parallel workers, autovacuum workers and backends PostgreSQL itself ignores (VACUUM, logical decoding).';
+REVOKE ALL ON FUNCTION capstone.bloat_scenario(regclass, integer, interval) FROM PUBLIC;
+COMMENT ON FUNCTION capstone.bloat_scenario(regclass, integer, interval) IS
+  'Starts the long-transaction scenario: a background worker opens a REPEATABLE READ transaction and holds its snapshot (at most hold), then every row of rel (default: a fresh scratch table capstone_scratch.bloat_lab with that many rows) is updated. Returns and stores the sizes before and after. Finish it with capstone.bloat_scenario_finish() in a later statement.';
+REVOKE ALL ON FUNCTION capstone.bloat_scenario_finish(bigint) FROM PUBLIC;
+COMMENT ON FUNCTION capstone.bloat_scenario_finish(bigint) IS
+  'Finishes a bloat scenario (default: the latest): shows the holder in xmin_holders and removable = false, runs VACUUM (VERBOSE) in a worker while the snapshot is held (dead tuples not yet removable), ends the holder, runs VACUUM again and reports the dead tuples removed, the free space left and removable = true. Every step is stored in capstone.evidence.';

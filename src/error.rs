@@ -19,6 +19,9 @@ pub enum CapstoneError {
     /// 42P01: no such relation.
     #[error("{0}")]
     UndefinedTable(String),
+    /// 3F000: no such schema.
+    #[error("{0}")]
+    UndefinedSchema(String),
     /// 42704: no such object (job, evidence row, ...).
     #[error("{0}")]
     UndefinedObject(String),
@@ -55,6 +58,7 @@ impl CapstoneError {
             CapstoneError::NullValue(_) => C::ERRCODE_NULL_VALUE_NOT_ALLOWED,
             CapstoneError::Syntax(_) => C::ERRCODE_SYNTAX_ERROR,
             CapstoneError::UndefinedTable(_) => C::ERRCODE_UNDEFINED_TABLE,
+            CapstoneError::UndefinedSchema(_) => C::ERRCODE_INVALID_SCHEMA_NAME,
             CapstoneError::UndefinedObject(_) => C::ERRCODE_UNDEFINED_OBJECT,
             CapstoneError::DuplicateObject(_) => C::ERRCODE_DUPLICATE_OBJECT,
             CapstoneError::WrongObjectType(_) => C::ERRCODE_WRONG_OBJECT_TYPE,

@@ -8,6 +8,7 @@ static BACKFILL_MAX_WORKERS: GucSetting<i32> = GucSetting::<i32>::new(4);
 static BACKFILL_NAPTIME_MS: GucSetting<i32> = GucSetting::<i32>::new(10_000);
 static LAUNCHER_DATABASE: GucSetting<Option<std::ffi::CString>> =
     GucSetting::<Option<std::ffi::CString>>::new(Some(c"postgres"));
+static BLOAT_SAMPLE_PAGES: GucSetting<i32> = GucSetting::<i32>::new(100);
 
 pub fn init() {
     GucRegistry::define_float_guc(
@@ -58,6 +59,16 @@ pub fn init() {
         GucContext::Sighup,
         GucFlags::default(),
     );
+    GucRegistry::define_int_guc(
+        c"capstone.bloat_sample_pages",
+        c"Pages bloat_report reads per relation in its default (fast) mode",
+        c"A uniform random sample measures tuple widths, btree deduplication and TOAST chunk packing; 0 gives the catalog-only estimate.",
+        &BLOAT_SAMPLE_PAGES,
+        0,
+        100_000,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
 }
 
 pub fn gap_threshold() -> f64 {
@@ -81,4 +92,8 @@ pub fn launcher_database() -> String {
         .get()
         .and_then(|c| c.into_string().ok())
         .unwrap_or_else(|| "postgres".to_string())
+}
+
+pub fn bloat_sample_pages() -> u32 {
+    BLOAT_SAMPLE_PAGES.get().max(0) as u32
 }

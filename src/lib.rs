@@ -7,6 +7,7 @@
 
 use pgrx::prelude::*;
 
+pub mod bloat;
 pub mod error;
 pub mod evidence;
 pub mod gucs;

@@ -29,18 +29,38 @@ impl WorkerIdentity {
     }
 
     pub fn decode(s: &str) -> Option<WorkerIdentity> {
+        match Self::decode_with_args(s)? {
+            (ident, args) if args.is_empty() => Some(ident),
+            _ => None,
+        }
+    }
+
+    /// The identity followed by `args`, all as decimal integers: what `launch_with_args`
+    /// puts in `bgw_extra`. None when it would not fit in `bgw_extra` (127 bytes).
+    pub fn encode_with_args(&self, args: &[i64]) -> Option<String> {
+        let mut s = self.encode();
+        for a in args {
+            s.push(' ');
+            s.push_str(&a.to_string());
+        }
+        (s.len() < BGW_EXTRA_BYTES).then_some(s)
+    }
+
+    /// Parse `encode_with_args` output back into the identity and its arguments.
+    pub fn decode_with_args(s: &str) -> Option<(WorkerIdentity, Vec<i64>)> {
         let mut it = s.split_whitespace();
         let database = it.next()?.parse().ok()?;
         let role = it.next()?.parse().ok()?;
         let token = it.next()?.parse().ok()?;
-        if it.next().is_some() {
-            return None;
-        }
-        Some(WorkerIdentity {
-            database,
-            role,
-            token,
-        })
+        let args = it.map(|a| a.parse().ok()).collect::<Option<Vec<i64>>>()?;
+        Some((
+            WorkerIdentity {
+                database,
+                role,
+                token,
+            },
+            args,
+        ))
     }
 
     /// The calling backend's database and current role (after SET ROLE), with a token.
@@ -55,16 +75,36 @@ impl WorkerIdentity {
     }
 }
 
+/// `bgw_extra` is a 128-byte C string.
+const BGW_EXTRA_BYTES: usize = 128;
+
 /// Start a dynamic worker running `function` (an exported symbol of this
 /// library) for `ident`. The caller is notified of start and stop.
 pub fn launch(kind: &str, function: &str, ident: WorkerIdentity) -> DynamicBackgroundWorker {
+    launch_with_args(kind, function, ident, &[])
+}
+
+/// `launch`, passing a few integers the worker needs (a relation OID, a time limit)
+/// after the identity in `bgw_extra`; `attach_with_args` gives them back.
+pub fn launch_with_args(
+    kind: &str,
+    function: &str,
+    ident: WorkerIdentity,
+    args: &[i64],
+) -> DynamicBackgroundWorker {
+    let extra = ident.encode_with_args(args).unwrap_or_else(|| {
+        CapstoneError::InvalidParameter(format!(
+            "arguments for the capstone {kind} worker do not fit in bgw_extra"
+        ))
+        .raise()
+    });
     let name = format!("capstone {kind} {}", ident.token);
     let builder = BackgroundWorkerBuilder::new(&name)
         .set_type(&format!("capstone {kind}"))
         .set_library("capstone")
         .set_function(function)
         .set_argument(Some(pg_sys::Datum::from(ident.token)))
-        .set_extra(&ident.encode())
+        .set_extra(&extra)
         .enable_spi_access()
         .set_notify_pid(unsafe { pg_sys::MyProcPid });
     match builder.load_dynamic() {
@@ -123,6 +163,20 @@ pub fn wait_for_exit(handle: DynamicBackgroundWorker, kind: &str, timeout: Durat
     }
 }
 
+/// Run `f`; when it raises an error or the query is cancelled, terminate the worker
+/// in `slot` before re-raising, so no worker outlives a failed call.
+pub fn terminate_on_error<R>(
+    slot: &Mutex<Option<DynamicBackgroundWorker>>,
+    f: impl FnOnce() -> R,
+) -> R {
+    PgTryBuilder::new(std::panic::AssertUnwindSafe(f))
+        .catch_others(|e| {
+            terminate(slot);
+            e.rethrow()
+        })
+        .execute()
+}
+
 fn terminate(slot: &Mutex<Option<DynamicBackgroundWorker>>) {
     if let Some(h) = slot.lock().ok().and_then(|mut g| g.take()) {
         let _ = h.terminate();
@@ -131,13 +185,21 @@ fn terminate(slot: &Mutex<Option<DynamicBackgroundWorker>>) {
 
 /// Called first in every worker: signals, then connect as the submitting role.
 pub fn attach() -> Option<WorkerIdentity> {
+    match attach_with_args()? {
+        (ident, args) if args.is_empty() => Some(ident),
+        _ => None,
+    }
+}
+
+/// `attach` for workers started with `launch_with_args`: also returns the arguments.
+pub fn attach_with_args() -> Option<(WorkerIdentity, Vec<i64>)> {
     BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
-    let ident = WorkerIdentity::decode(BackgroundWorker::get_extra())?;
+    let (ident, args) = WorkerIdentity::decode_with_args(BackgroundWorker::get_extra())?;
     BackgroundWorker::connect_worker_to_spi_by_oid(
         Some(pg_sys::Oid::from(ident.database)),
         Some(pg_sys::Oid::from(ident.role)),
     );
-    Some(ident)
+    Some((ident, args))
 }
 
 /// The smoke worker: connect as the caller, write one row, exit.
@@ -230,11 +292,29 @@ mod unit {
     }
 
     #[test]
+    fn arguments_round_trip_and_fit() {
+        let id = WorkerIdentity {
+            database: u32::MAX,
+            role: u32::MAX,
+            token: i64::MAX,
+        };
+        let s = id.encode_with_args(&[16384, 300_000, -1]).unwrap();
+        assert_eq!(
+            WorkerIdentity::decode_with_args(&s),
+            Some((id, vec![16384, 300_000, -1]))
+        );
+        // plain decode refuses trailing arguments; a worker must ask for them
+        assert_eq!(WorkerIdentity::decode(&s), None);
+        assert!(id.encode_with_args(&[i64::MIN; 5]).is_none());
+    }
+
+    #[test]
     fn identity_rejects_garbage() {
         assert_eq!(WorkerIdentity::decode(""), None);
         assert_eq!(WorkerIdentity::decode("1 2"), None);
         assert_eq!(WorkerIdentity::decode("1 2 3 4"), None);
         assert_eq!(WorkerIdentity::decode("a b c"), None);
+        assert_eq!(WorkerIdentity::decode_with_args("1 2 3 x"), None);
     }
 }
 
