@@ -8,12 +8,16 @@
 #   scripts/lab.sh psql ...  psql into the lab database (extra args go to psql)
 #   scripts/lab.sh install   build capstone (release) and install it into the lab's PostgreSQL tree
 #   scripts/lab.sh destroy   stop and delete everything under the lab directory
+#   scripts/lab.sh node2 {start|stop|status}
+#                            a second cluster of the same major on its own port: the remote
+#                            node of the 2-node sharding layout (bench/two_node.sh)
 #
 # Settings (environment):
 #   CAPSTONE_PG        PostgreSQL major for the lab: 15, 16, 17 or 18 (default 17)
 #   CAPSTONE_LAB_DIR   where the cluster lives (default <repo>/target/lab)
 #   CAPSTONE_LAB_PORT  server port on 127.0.0.1 (default 28815)
 #   CAPSTONE_POOL_PORT PgBouncer port on 127.0.0.1 (default 28816)
+#   CAPSTONE_NODE2_PORT port of the second node on 127.0.0.1 (default 28817)
 # Every subcommand is idempotent: a second start is a no-op that prints where things are.
 set -euo pipefail
 
@@ -30,6 +34,9 @@ PGDIR=$LAB/pg$MAJOR
 DATA=$PGDIR/data
 SOCK=$PGDIR
 BOUNCER=$LAB/pgbouncer
+NODE2_PORT=${CAPSTONE_NODE2_PORT:-28817}
+N2DIR=$LAB/node2-pg$MAJOR
+N2DATA=$N2DIR/data
 BIN=$(pg_bindir_for "$MAJOR")
 
 as_pg() {
@@ -188,7 +195,76 @@ cmd_install() {
   if [ $was_running = 1 ]; then cmd_start >/dev/null; echo "lab: restarted PostgreSQL $MAJOR with the new library"; fi
 }
 
+# The second node: a plain server of the same major (postgres_fdw connects to it
+# from the lab cluster). It does not load capstone; it only stores shards.
+node2_running() { [ -f "$N2DATA/postmaster.pid" ] && as_pg "'$BIN/pg_ctl' -D '$N2DATA' status" >/dev/null 2>&1; }
+
+node2_start() {
+  install -d -o postgres -g postgres "$LAB" "$N2DIR"
+  if [ ! -f "$N2DATA/PG_VERSION" ]; then
+    echo "lab: initdb node2 (PostgreSQL $MAJOR) in $N2DATA"
+    as_pg "'$BIN/initdb' -D '$N2DATA' --locale=C.UTF-8 --encoding=UTF8 -A trust -U postgres" >/dev/null
+    cat > "$N2DATA/pg_hba.conf" <<HBA
+local   all          all                  trust
+host    all          all   127.0.0.1/32   trust
+HBA
+    cat >> "$N2DATA/postgresql.conf" <<CONF
+
+# --- capstone lab node2 settings ---
+listen_addresses = '127.0.0.1'
+port = $NODE2_PORT
+unix_socket_directories = '$N2DIR'
+max_connections = 100
+shared_preload_libraries = 'pg_stat_statements'
+track_io_timing = on
+max_wal_size = '4GB'
+shared_buffers = '512MB'
+work_mem = '16MB'
+maintenance_work_mem = '256MB'
+logging_collector = off
+CONF
+    chown postgres:postgres "$N2DATA/pg_hba.conf"
+  fi
+  if node2_running; then
+    echo "lab: node2 already running"
+  else
+    echo "lab: starting node2 (PostgreSQL $MAJOR) on 127.0.0.1:$NODE2_PORT"
+    as_pg "$(pg_server_env_for "$MAJOR") '$BIN/pg_ctl' -D '$N2DATA' -l '$N2DIR/server.log' -w -t 60 -o '-p $NODE2_PORT' start" >/dev/null
+  fi
+  as_pg "'$BIN/psql' -X -q -h '$N2DIR' -p $NODE2_PORT -d postgres -tAc \"SELECT 1 FROM pg_database WHERE datname = '$DB'\"" | grep -q 1 \
+    || as_pg "'$BIN/createdb' -h '$N2DIR' -p $NODE2_PORT '$DB'"
+  node2_status
+}
+
+node2_stop() {
+  if node2_running; then
+    as_pg "'$BIN/pg_ctl' -D '$N2DATA' -m fast -w stop" >/dev/null
+    echo "lab: node2 stopped"
+  else
+    echo "lab: node2 not running"
+  fi
+}
+
+node2_status() {
+  if node2_running; then
+    echo "lab: node2 (PostgreSQL $MAJOR)  running  data=$N2DATA  log=$N2DIR/server.log"
+    echo "     psql -h 127.0.0.1 -p $NODE2_PORT -U postgres -d $DB"
+  else
+    echo "lab: node2 (PostgreSQL $MAJOR)  stopped  data=$N2DATA"
+  fi
+}
+
+cmd_node2() {
+  case "${1:-status}" in
+    start) node2_start ;;
+    stop) node2_stop ;;
+    status) node2_status ;;
+    *) echo "usage: $0 node2 {start|stop|status}" >&2; exit 2 ;;
+  esac
+}
+
 cmd_destroy() {
+  node2_stop || true
   cmd_stop || true
   rm -rf "$LAB"
   echo "lab: removed $LAB"
@@ -201,5 +277,6 @@ case "${1:-status}" in
   psql) shift; cmd_psql "$@" ;;
   install) cmd_install ;;
   destroy) cmd_destroy ;;
-  *) echo "usage: $0 {start|stop|status|psql|install|destroy}" >&2; exit 2 ;;
+  node2) shift; cmd_node2 "$@" ;;
+  *) echo "usage: $0 {start|stop|status|psql|install|destroy|node2 {start|stop|status}}" >&2; exit 2 ;;
 esac

@@ -81,6 +81,20 @@ stage "bloat gate: xmin holders, the long-transaction scenario with a snapshot-h
 # stderr too: VACUUM (VERBOSE) reports as INFO messages
 "${PSQL[@]}" -f lab/evidence/bloat.sql 2>&1 | tee "$OUTDIR/bloat.txt"
 
+stage "sharding: rank shard keys and plan the distribution"
+"${PSQL[@]}" -c "SELECT rank, key_column, round(score::numeric, 1) AS score, cardinality, hot_values, reference_tables, cross_shard_joins FROM capstone.shard_advice('shop')" | tee "$OUTDIR/sharding.txt"
+"${PSQL[@]}" -c "SELECT step, action, object, ddl FROM capstone.shard_plan('shop')" | tee -a "$OUTDIR/sharding.txt"
+
+if [ -z "${CAPSTONE_DSN:-}" ]; then
+  stage "sharding: the single-node write ceiling (short ramp; bench/ceiling.sh runs the full one with the levers)"
+  CAPSTONE_PG=$MAJOR CAPSTONE_CEILING_SECONDS=${CAPSTONE_CEILING_SECONDS:-5} \
+    CAPSTONE_CEILING_CLIENTS=${CAPSTONE_CEILING_CLIENTS:-"1 2 4 8 16 32"} CAPSTONE_CEILING_LEVERS=${CAPSTONE_CEILING_LEVERS-} \
+    bash bench/ceiling.sh | tee "$OUTDIR/ceiling.txt"
+  stage "sharding: the 2-node layout (postgres_fdw hash partitions on a second cluster) against one node"
+  CAPSTONE_PG=$MAJOR bash scripts/lab.sh node2 start
+  CAPSTONE_PG=$MAJOR CAPSTONE_TWO_NODE_SECONDS=${CAPSTONE_TWO_NODE_SECONDS:-8} bash bench/two_node.sh | tee "$OUTDIR/two_node.txt"
+fi
+
 stage "triage: the on-call first look"
 "${PSQL[@]}" -c "SELECT mode, severity, finding, first_fix, probe_ms FROM capstone.triage()" | tee "$OUTDIR/triage.txt"
 

@@ -45,6 +45,12 @@ COMMENT ON FUNCTION capstone.plan_gate_json() IS 'The plan gate''s verdict as on
 COMMENT ON FUNCTION capstone.assert_plans() IS
   'Raises an error (so psql -v ON_ERROR_STOP=1 exits non-zero) when any watched query fails the plan gate.';
 
+-- Sharding: catalog and statistics readers that store their ranking as evidence; for anyone.
+COMMENT ON FUNCTION capstone.shard_advice(name, integer[], integer) IS
+  'Ranks candidate shard keys of a schema (columns joined by foreign keys): tables carrying each, cardinality and skew from pg_stats, hot values, the expected hottest shard''s share at each shard count under hash distribution, co-located vs cross-shard joins, reference-table candidates, fan-out queries from pg_stat_statements, a score and the reasoning. Refuses to guess without statistics (55000). Stored in capstone.evidence.';
+COMMENT ON FUNCTION capstone.shard_plan(name, name, integer) IS
+  'The steps for distributing a schema by its best (or the named) shard key, each with the Citus DDL it maps to and why: shard count, reference tables, co-located distributed tables in foreign-key order, hot-key isolation, split and read replicas, fan-out queries, and a balance check.';
+
 -- Triage: read-only, for anyone (each probe sees what the caller may see).
 COMMENT ON FUNCTION capstone.triage(integer) IS
   'On-call first look: one row per failure mode (schema, index, statistics, bloat, pooling, migration, sharding), each from a live diagnostic query run under a lock timeout and a statement timeout (probe_timeout_ms), with what it found, a severity and the first fix as SQL.';
