@@ -287,7 +287,13 @@ SELECT 'sharding', 'ceiling: place_order client ramp', 'lab/workload/place_order
                                         jsonb_build_object('name', 'TPS', 'points', (SELECT jsonb_agg(jsonb_build_array(clients, round(tps)) ORDER BY clients) FROM ramp)),
                                         jsonb_build_object('name', 'p99 ms', 'points', (SELECT jsonb_agg(jsonb_build_array(clients, p99_ms) ORDER BY clients) FROM ramp)))),
          'verdict', format('write ceiling %s TPS, reached at %s clients (p99 %s ms)', round((SELECT tps FROM best)),
-                           (SELECT clients FROM plat), (SELECT p99_ms FROM plat)))
+                           (SELECT clients FROM plat), (SELECT p99_ms FROM plat)),
+         -- the figures the report's shard-or-not decision reads
+         'ceiling_tps', round((SELECT tps FROM best)),
+         'plateau_clients', (SELECT clients FROM plat),
+         'demand_tps', (SELECT round((max(n) / 604800.0)::numeric, 3)
+                          FROM (SELECT count(*) AS n FROM shop.orders GROUP BY date_trunc('week', created_at)) w),
+         'demand_basis', 'the lab''s busiest week of orders, as place_order transactions per second')
  WHERE EXISTS (SELECT 1 FROM ramp);
 
 -- the levers, with a before/after bar chart

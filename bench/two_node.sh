@@ -316,6 +316,7 @@ SELECT 'sharding', 'two nodes: postgres_fdw hash partitions by tenant_id',
                                                   FROM (SELECT layout, jsonb_agg(jsonb_build_array(i - 1, median_ms) ORDER BY i) AS pts
                                                           FROM (SELECT qt.*, dense_rank() OVER (ORDER BY query) AS i FROM qt) z GROUP BY layout) s)),
          'text', :'plans',
+         'write_ratio', (SELECT round((a.tps / nullif(b.tps, 0))::numeric, 2) FROM w a, w b WHERE a.layout = 'shard_2n' AND b.layout = 'shard_local'),
          'verdict', format('2-node write TPS %s× of the same partitioning on one node; global revenue %s× / per-tenant-first %s×; a remote tenant''s query %s×',
                            (SELECT round((a.tps / nullif(b.tps, 0))::numeric, 2) FROM w a, w b WHERE a.layout = 'shard_2n' AND b.layout = 'shard_local'),
                            (SELECT round((t.median_ms / nullif(l.median_ms, 0))::numeric, 2) FROM qt t JOIN qt l USING (query) WHERE t.layout = 'shard_2n' AND l.layout = 'shard_local' AND query = 'global_daily_revenue'),

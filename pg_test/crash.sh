@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# Crash safety of the backfill worker, against a throwaway cluster started by scripts/test.sh
-# with capstone preloaded:
-#   1. kill -9 of the worker mid-job: the postmaster restarts, the launcher resumes the job;
-#   2. pg_ctl restart -m immediate mid-job: the same.
-# Each time every row must be updated exactly once (a counter column proves it).
+# Crash safety of every stateful operation, against a throwaway cluster started by
+# scripts/test.sh with capstone preloaded. Each case cuts the operation short and checks
+# what is left once the server is back:
+#   1. backfill: kill -9 of the worker mid-job (the postmaster restarts, the launcher
+#      resumes the job); 2. pg_ctl restart -m immediate mid-job: the same. Each time every
+#      row must be updated exactly once (a counter column proves it).
+#   3. lab_install, 4. explain_diff's change (a CREATE INDEX), 5. anomaly_demo,
+#   6. the bloat scenario's snapshot holder: restart -m immediate mid-operation.
+# After every restart: no capstone worker but the launcher, no prepared transaction, no
+# advisory lock, no half-applied change, and state that tells the truth.
 #   pg_test/crash.sh BINDIR DATADIR SOCKDIR PORT [SERVER_ENV]
 set -uo pipefail
 BIN=$1; DATA=$2; SOCK=$3; PORT=$4; SENV=${5:-}
@@ -51,5 +56,84 @@ check "restart -m immediate mid-job: every row updated exactly once more" \
   "$("${PSQL[@]}" -c "SELECT count(*) FILTER (WHERE counter = 2) || '/' || count(*) FROM crash_t")" "100000/100000"
 check "no orphaned capstone workers" \
   "$("${PSQL[@]}" -c "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'capstone backfill'")" "0"
+
+restart_now() { sudo -u postgres env $SENV "$BIN/pg_ctl" -D "$DATA" -m immediate -w restart >/dev/null 2>&1; wait_up; }
+invariants() { # $1 = case name
+  local w=""
+  for _ in $(seq 1 50); do
+    w=$("${PSQL[@]}" -c "SELECT count(*) FROM pg_stat_activity WHERE backend_type LIKE 'capstone%' AND backend_type <> 'capstone launcher'")
+    [ "$w" = 0 ] && break; sleep 0.1
+  done
+  check "$1: no capstone worker left but the launcher" "$w" 0
+  check "$1: no prepared transaction" "$("${PSQL[@]}" -c "SELECT count(*) FROM pg_prepared_xacts")" 0
+  check "$1: no advisory lock held" "$("${PSQL[@]}" -c "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")" 0
+}
+# wait (up to $2 s) until the query $1 returns t
+wait_for() { for _ in $(seq 1 $(( $2 * 20 ))); do [ "$("${PSQL[@]}" -c "$1" 2>/dev/null)" = t ] && return 0; sleep 0.05; done; return 1; }
+
+# 3. lab_install cut short: transactional, so no shop schema at all, and a rerun works
+"${PSQL[@]}" -c "SELECT * FROM capstone.lab_install(scale => 0.2, seed => 7)" >/dev/null 2>&1 &
+bg=$!
+if wait_for "SELECT count(*) > 0 FROM pg_stat_activity WHERE query LIKE '%lab_install(scale => 0.2%' AND state = 'active' AND pid <> pg_backend_pid() AND now() - query_start > interval '1 second'" 30; then
+  restart_now; wait "$bg" 2>/dev/null
+  check "lab_install cut short: no half-loaded shop schema" "$("${PSQL[@]}" -c "SELECT count(*) FROM pg_namespace WHERE nspname = 'shop'")" 0
+  invariants "lab_install"
+else
+  check "lab_install: was running when cut short" no yes
+fi
+check "lab_install after the crash: loads" \
+  "$("${PSQL[@]}" -c "SELECT count(*) > 0 FROM capstone.lab_install(scale => 0.01, seed => 42, anchor => '2026-06-01 00:00+00')")" t
+
+# 4. explain_diff's change cut short: the index it was building does not exist, and no
+# evidence of a diff that never finished
+"${PSQL[@]}" -c "CREATE TABLE crash_big AS SELECT g AS id, md5(g::text) AS h FROM generate_series(1, 1500000) g" -c "ANALYZE crash_big"
+ev0=$("${PSQL[@]}" -c "SELECT count(*) FROM capstone.evidence")
+"${PSQL[@]}" -c "SELECT * FROM capstone.explain_diff('SELECT * FROM crash_big WHERE h = ''x''', 'CREATE INDEX crash_big_h ON crash_big (h, id)')" >/dev/null 2>&1 &
+bg=$!
+if wait_for "SELECT count(*) > 0 FROM pg_stat_progress_create_index WHERE relid = 'crash_big'::regclass" 30; then
+  restart_now; wait "$bg" 2>/dev/null
+  check "explain_diff cut short mid-change: no index, valid or not" "$("${PSQL[@]}" -c "SELECT count(*) FROM pg_class WHERE relname = 'crash_big_h'")" 0
+  check "explain_diff cut short: no evidence stored" "$("${PSQL[@]}" -c "SELECT count(*) FROM capstone.evidence")" "$ev0"
+  invariants "explain_diff"
+else
+  check "explain_diff: was building the index when cut short" no yes
+fi
+"${PSQL[@]}" -c "DROP TABLE crash_big"
+
+# 5. anomaly_demo cut short: its dblink sessions die with the server; the next run sweeps
+# any fixture left behind, records the aborted run, and gives the same verdict as always
+"${PSQL[@]}" -c "CREATE EXTENSION IF NOT EXISTS dblink"
+want=$("${PSQL[@]}" -c "SELECT result FROM capstone.anomaly_demo('lost_update', 'read_committed') WHERE session = 'check'")
+(for _ in $(seq 1 400); do echo "SELECT count(*) FROM capstone.anomaly_demo('lost_update', 'read_committed');"; done | "${PSQL[@]}" >/dev/null 2>&1) &
+bg=$!
+if wait_for "SELECT count(*) > 0 FROM shop.tenants WHERE slug LIKE 'capstone-demo-%'" 30; then
+  restart_now; wait "$bg" 2>/dev/null
+  left=$("${PSQL[@]}" -c "SELECT count(*) FROM shop.tenants WHERE slug LIKE 'capstone-demo-%'")
+  invariants "anomaly_demo"
+  check "anomaly_demo after the crash: same verdict" \
+    "$("${PSQL[@]}" -c "SELECT result FROM capstone.anomaly_demo('lost_update', 'read_committed') WHERE session = 'check'" 2>/dev/null)" "$want"
+  check "anomaly_demo after the crash: no fixture left" "$("${PSQL[@]}" -c "SELECT count(*) FROM shop.tenants WHERE slug LIKE 'capstone-demo-%'")" 0
+  if [ "$left" -gt 0 ]; then
+    check "anomaly_demo: the aborted run is on record" \
+      "$("${PSQL[@]}" -c "SELECT count(*) > 0 FROM capstone.evidence WHERE label = 'anomaly_demo: aborted run swept'")" t
+  fi
+else
+  check "anomaly_demo: was running when cut short" no yes
+fi
+
+# 6. the bloat scenario's snapshot holder: gone after the restart, the horizon released,
+# and finishing the scenario says the holder ended instead of measuring a wrong thing
+sid=$("${PSQL[@]}" -c "SELECT DISTINCT scenario_id FROM capstone.bloat_scenario(updates => 20000, hold => '10 min')")
+check "bloat scenario: holder running before the crash" \
+  "$("${PSQL[@]}" -c "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'capstone bloat holder'")" 1
+restart_now
+invariants "bloat scenario"
+check "bloat scenario after the crash: no session holds the xmin horizon" \
+  "$("${PSQL[@]}" -c "SELECT count(*) FROM capstone.xmin_holders() WHERE holder_kind NOT LIKE '%slot%'")" 0
+err=$("$BIN/psql" -X -q -tA -h "$SOCK" -p "$PORT" -U postgres -d capstone_crash -v VERBOSITY=verbose \
+  -c "SELECT * FROM capstone.bloat_scenario_finish($sid)" 2>&1 >/dev/null)
+check "bloat scenario after the crash: finish says the holder ended (55000)" \
+  "$(grep -c '55000.*has already ended' <<< "$err")" 1
+
 echo "crash: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

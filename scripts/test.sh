@@ -88,13 +88,19 @@ for v in "${VERSIONS[@]}"; do
   grep -E '^crash:' "$clog"
   cp_=$(grep -oE '[0-9]+ passed' "$clog" | tail -n1 | cut -d' ' -f1); cf_=$(grep -oE '[0-9]+ failed' "$clog" | tail -n1 | cut -d' ' -f1)
   gp=$((gp + ${cp_:-0})); gf=$((gf + ${cf_:-1}))
+  step "PostgreSQL $v: upgrade path (ALTER EXTENSION UPDATE from every released version) and released-script immutability"
+  ulog=$OUT/upgrade-pg$v.log
+  CAPSTONE_UPGRADE_RESULTS="$OUT/upgrade-pg$v" bash "$ROOT/pg_test/upgrade.sh" "$cfg" -h "$gdir" -p "$port" -U postgres > "$ulog" 2>&1
+  grep -E '^upgrade:|^    ' "$ulog" | head -n 60
+  up_=$(grep -oE '[0-9]+ passed' "$ulog" | tail -n1 | cut -d' ' -f1); uf_=$(grep -oE '[0-9]+ failed' "$ulog" | tail -n1 | cut -d' ' -f1)
+  gp=$((gp + ${up_:-0})); gf=$((gf + ${uf_:-1}))
   sudo -u postgres "$bindir/pg_ctl" -D "$gdir/data" -m fast -w stop >/dev/null 2>&1 || true
   GOLD[$v]="$gp passed, $gf failed"
   total_pass=$((total_pass + gp)); total_fail=$((total_fail + gf))
 done
 
 step "summary"
-printf '%-12s %-28s %-24s\n' "PostgreSQL" "cargo pgrx test" "golden psql + crash"
+printf '%-12s %-28s %-24s\n' "PostgreSQL" "cargo pgrx test" "golden, crash, upgrade"
 for v in "${VERSIONS[@]}"; do
   printf '%-12s %-28s %-24s\n' "$v" "${UNIT[$v]}" "${GOLD[$v]}"
 done

@@ -82,6 +82,8 @@ CREATE TABLE IF NOT EXISTS capstone.backfill_jobs (
     started_at      timestamptz,
     finished_at     timestamptz,
     updated_at      timestamptz NOT NULL DEFAULT clock_timestamp(),
+    -- the submitter's search_path, for the clauses they wrote (added in 0.2.0)
+    search_path     text,
     CONSTRAINT backfill_jobs_state_check CHECK (state IN ('queued', 'running', 'paused', 'done', 'cancelled', 'failed'))
 );
 COMMENT ON TABLE capstone.backfill_jobs IS

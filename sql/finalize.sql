@@ -114,3 +114,26 @@ COMMENT ON FUNCTION capstone.bloat_scenario(regclass, integer, interval) IS
 REVOKE ALL ON FUNCTION capstone.bloat_scenario_finish(bigint) FROM PUBLIC;
 COMMENT ON FUNCTION capstone.bloat_scenario_finish(bigint) IS
   'Finishes a bloat scenario (default: the latest): shows the holder in xmin_holders and removable = false, runs VACUUM (VERBOSE) in a worker while the snapshot is held (dead tuples not yet removable), ends the holder, runs VACUUM again and reports the dead tuples removed, the free space left and removable = true. Every step is stored in capstone.evidence.';
+
+-- search_path: every capstone function runs with search_path = pg_catalog, pg_temp, so a
+-- view, function or operator a user creates (public.pg_stat_activity, an "=" in a schema
+-- listed before pg_catalog) can never stand in for one capstone uses. The functions that
+-- run SQL the caller wrote are the exception at this level: that SQL must resolve names
+-- as the caller would. They pin the path themselves for their own statements and restore
+-- the caller's only around the caller's SQL (src/search_path.rs).
+DO $pin$
+DECLARE
+  f regprocedure;
+BEGIN
+  FOR f IN
+    SELECT p.oid::regprocedure
+      FROM pg_catalog.pg_proc p
+     WHERE p.pronamespace = 'capstone'::regnamespace
+       AND NOT (p.proname IN ('explain', 'plan_gate', 'plan_gate_json', 'assert_plans', 'safe_ddl', 'backfill_start')
+                OR (p.proname IN ('estimate_gap', 'explain_diff') AND p.proargtypes[0] = 'pg_catalog.text'::pg_catalog.regtype))
+     ORDER BY p.oid
+  LOOP
+    EXECUTE pg_catalog.format('ALTER FUNCTION %s SET search_path = pg_catalog, pg_temp', f);
+  END LOOP;
+END
+$pin$;

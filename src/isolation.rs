@@ -162,6 +162,10 @@ WITH t AS (SELECT tenant_id FROM shop.tenants WHERE slug LIKE 'capstone-demo-%')
      s AS (DELETE FROM shop.stock WHERE tenant_id IN (SELECT tenant_id FROM t) RETURNING 1)
 SELECT (SELECT count(*) FROM o) + (SELECT count(*) FROM s)";
 
+/// Fixture tenants still present before setup: each is a run that never cleaned up.
+const LEFTOVERS: &str = "SELECT coalesce(string_agg(format('tenant %s (%s)', tenant_id, slug), ', ' ORDER BY tenant_id), '')
+                           FROM shop.tenants WHERE slug LIKE 'capstone-demo-%'";
+
 fn setup_sql(token: i64) -> String {
     format!(
         "WITH t AS (INSERT INTO shop.tenants (slug, name, plan, region, currency, credit_limit_cents)
@@ -622,6 +626,26 @@ pub fn demo(anomaly: &str, mode: &str) -> Vec<Row> {
         d.connect("b", token);
         let mut rows = Vec::new();
         // setup, committed by session A; sweeps fixtures a cut-short run left behind
+        // (a crash, a cancel or a terminated backend), and says so in the evidence store
+        if let Ended::Row(left) = d.exec(0, LEFTOVERS) {
+            if !left.is_empty() {
+                ereport!(
+                    NOTICE,
+                    PgSqlErrorCode::ERRCODE_SUCCESSFUL_COMPLETION,
+                    format!("swept the fixture of an aborted anomaly_demo run: {left}")
+                );
+                crate::evidence::store(
+                    "isolation",
+                    Some("anomaly_demo: aborted run swept"),
+                    None,
+                    json!({}),
+                    json!({
+                        "summary": format!("An earlier anomaly_demo run ended before its cleanup (crash, cancel or terminated backend) and left its fixture: {left}. It was removed before this run."),
+                        "verdict": "aborted",
+                    }),
+                );
+            }
+        }
         for sql in [TEARDOWN, DROP_PARENTS, DROP_TENANT] {
             d.exec(0, sql);
         }

@@ -19,6 +19,7 @@ pub mod plans;
 pub mod pooling;
 pub mod regclass;
 pub mod report;
+pub mod search_path;
 pub mod sharding;
 pub mod subxact;
 pub mod triage;

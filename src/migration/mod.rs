@@ -84,7 +84,7 @@ pub fn batch_sql(
         if first {
             String::new()
         } else {
-            format!("{} > {} AND ", tuple(prefix), param(1))
+            format!("{} OPERATOR(pg_catalog.>) {} AND ", tuple(prefix), param(1))
         }
     };
     let order = q.join(", ");
@@ -94,14 +94,14 @@ pub fn batch_sql(
         .collect::<Vec<_>>()
         .join(", ");
     let bound = format!(
-        "SELECT ARRAY[{order}]::bigint[] FROM (SELECT {order} FROM {rel} WHERE {}{} <= {} ORDER BY {order} LIMIT $3) b
+        "SELECT ARRAY[{order}]::bigint[] FROM (SELECT {order} FROM {rel} WHERE {}{} OPERATOR(pg_catalog.<=) {} ORDER BY {order} LIMIT $3) b
           ORDER BY {desc} LIMIT 1",
         lower(""),
         tuple(""),
         param(2),
     );
     let update = format!(
-        "WITH u AS (UPDATE {rel} t SET {set_clause} WHERE {}{} <= {} AND ({}) RETURNING 1) SELECT count(*) FROM u",
+        "WITH u AS (UPDATE {rel} t SET {set_clause} WHERE {}{} OPERATOR(pg_catalog.<=) {} AND ({}) RETURNING 1) SELECT pg_catalog.count(*) FROM u",
         lower("t."),
         tuple("t."),
         param(2),
@@ -153,131 +153,134 @@ fn backfill_start(
     pause: default!(Option<Interval>, "'0'"),
     max_retries: default!(Option<i32>, 10),
 ) -> i64 {
-    let rel = regclass::lookup(required(rel, "rel"));
-    let set_clause = required(set_clause, "set_clause");
-    if set_clause.trim().is_empty() {
-        CapstoneError::InvalidParameter("set_clause must not be empty".into())
-            .raise_hint("e.g. 'name_first = split_part(full_name, '' '', 1)'");
-    }
-    let where_clause = where_clause.filter(|w| !w.trim().is_empty());
-    let batch_size = check_range("batch_size", batch_size.unwrap_or(1000), 1, 1_000_000);
-    let lock_ms = check_range(
-        "lock_timeout (ms)",
-        lock_timeout.as_ref().map(interval_ms).unwrap_or(500),
-        1,
-        3_600_000,
-    );
-    let pause_ms = check_range(
-        "pause (ms)",
-        pause.as_ref().map(interval_ms).unwrap_or(0),
-        0,
-        3_600_000,
-    );
-    let max_retries = check_range("max_retries", max_retries.unwrap_or(10), 0, 1000);
-    match rel.relkind.as_str() {
-        "r" => {}
-        "p" => CapstoneError::WrongObjectType(format!("{} is a partitioned table", rel.qualified))
-            .raise_hint("backfill each partition: SELECT capstone.backfill_start(p, ...) FROM pg_partition_tree(...) WHERE isleaf"),
-        k => CapstoneError::WrongObjectType(format!("{} is not a table (relkind {k})", rel.qualified))
-            .raise_hint("backfill the table a view or index belongs to"),
-    }
-    let can = Spi::get_one_with_args::<bool>(
-        "SELECT has_table_privilege($1, 'UPDATE')",
-        &[rel.oid.into()],
-    )
-    .ok()
-    .flatten()
-    .unwrap_or(false);
-    if !can {
-        CapstoneError::InsufficientPrivilege(format!(
-            "permission denied: UPDATE on {}",
-            rel.qualified
-        ))
-        .raise_hint("the backfill runs as you; you need to own the table or hold UPDATE on it");
-    }
-    let keys = find_key(rel.oid).unwrap_or_else(|| {
-        CapstoneError::PrerequisiteState(format!("{} has no usable key for keyset batches", rel.qualified)).raise_with(
-            "a backfill needs a primary key or unique index of NOT NULL integer columns (at most 4), so each batch is an index range, never OFFSET",
-            "add one first, e.g. ALTER TABLE ... ADD COLUMN id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+    crate::search_path::guarded(|| {
+        let rel = regclass::lookup(required(rel, "rel"));
+        let set_clause = required(set_clause, "set_clause");
+        if set_clause.trim().is_empty() {
+            CapstoneError::InvalidParameter("set_clause must not be empty".into())
+                .raise_hint("e.g. 'name_first = split_part(full_name, '' '', 1)'");
+        }
+        let where_clause = where_clause.filter(|w| !w.trim().is_empty());
+        let batch_size = check_range("batch_size", batch_size.unwrap_or(1000), 1, 1_000_000);
+        let lock_ms = check_range(
+            "lock_timeout (ms)",
+            lock_timeout.as_ref().map(interval_ms).unwrap_or(500),
+            1,
+            3_600_000,
+        );
+        let pause_ms = check_range(
+            "pause (ms)",
+            pause.as_ref().map(interval_ms).unwrap_or(0),
+            0,
+            3_600_000,
+        );
+        let max_retries = check_range("max_retries", max_retries.unwrap_or(10), 0, 1000);
+        match rel.relkind.as_str() {
+            "r" => {}
+            "p" => CapstoneError::WrongObjectType(format!("{} is a partitioned table", rel.qualified))
+                .raise_hint("backfill each partition: SELECT capstone.backfill_start(p, ...) FROM pg_partition_tree(...) WHERE isleaf"),
+            k => CapstoneError::WrongObjectType(format!("{} is not a table (relkind {k})", rel.qualified))
+                .raise_hint("backfill the table a view or index belongs to"),
+        }
+        let can = Spi::get_one_with_args::<bool>(
+            "SELECT has_table_privilege($1, 'UPDATE')",
+            &[rel.oid.into()],
         )
-    });
-    let check = validate_update(&rel.qualified, &set_clause, where_clause.as_deref());
-    // plan and run it with zero rows: column, type and permission errors surface now, as the caller
-    if let Err(e) = subxact::run(Outcome::Rollback, || {
-        Spi::run("SET LOCAL lock_timeout = '200ms'")?;
-        Spi::run(&check)
-    }) {
-        let (code, _) = subxact::describe(&e);
-        if code == "55P03" {
-            // someone holds a conflicting lock right now: that is what the job's retries are for
-            ereport!(
-                NOTICE,
-                PgSqlErrorCode::ERRCODE_SUCCESSFUL_COMPLETION,
-                format!("{} is locked by another session; the clauses will be checked by the first batch", rel.qualified)
-            );
-        } else {
-            (*e).rethrow();
+        .ok()
+        .flatten()
+        .unwrap_or(false);
+        if !can {
+            CapstoneError::InsufficientPrivilege(format!(
+                "permission denied: UPDATE on {}",
+                rel.qualified
+            ))
+            .raise_hint("the backfill runs as you; you need to own the table or hold UPDATE on it");
         }
-    }
-    let desc = keys
-        .iter()
-        .map(|k| format!("{} DESC", pgrx::spi::quote_identifier(k)))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let cols = keys
-        .iter()
-        .map(pgrx::spi::quote_identifier)
-        .collect::<Vec<_>>()
-        .join(", ");
-    let hi_sql = format!(
-        "SELECT ARRAY[{cols}]::bigint[] FROM {} ORDER BY {desc} LIMIT 1",
-        rel.qualified
-    );
-    let key_hi = match subxact::run(Outcome::Rollback, || {
-        Spi::run("SET LOCAL lock_timeout = '2s'")?;
-        Spi::get_one::<Vec<i64>>(&hi_sql)
-    }) {
-        Ok(Ok(v)) => v,
-        Ok(Err(e)) => {
-            CapstoneError::PrerequisiteState(format!("could not read the key range: {e}")).raise()
+        let keys = find_key(rel.oid).unwrap_or_else(|| {
+            CapstoneError::PrerequisiteState(format!("{} has no usable key for keyset batches", rel.qualified)).raise_with(
+                "a backfill needs a primary key or unique index of NOT NULL integer columns (at most 4), so each batch is an index range, never OFFSET",
+                "add one first, e.g. ALTER TABLE ... ADD COLUMN id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+            )
+        });
+        let check = validate_update(&rel.qualified, &set_clause, where_clause.as_deref());
+        // plan and run it with zero rows: column, type and permission errors surface now, as the caller
+        if let Err(e) = subxact::run(Outcome::Rollback, || {
+            Spi::run("SET LOCAL lock_timeout = '200ms'")?;
+            crate::search_path::as_caller(|| Spi::run(&check))
+        }) {
+            let (code, _) = subxact::describe(&e);
+            if code == "55P03" {
+                // someone holds a conflicting lock right now: that is what the job's retries are for
+                ereport!(
+                    NOTICE,
+                    PgSqlErrorCode::ERRCODE_SUCCESSFUL_COMPLETION,
+                    format!("{} is locked by another session; the clauses will be checked by the first batch", rel.qualified)
+                );
+            } else {
+                (*e).rethrow();
+            }
         }
-        Err(e) => (*e).rethrow(),
-    };
-    let id = Spi::get_one_with_args::<i64>(
-        "INSERT INTO capstone.backfill_jobs (relid, relname, key_columns, set_clause, where_clause, batch_size,
-                                             lock_timeout_ms, pause_ms, max_retries, state, role_oid, role_name,
-                                             database_oid, key_hi, rows_estimate)
-         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, current_user::regrole::oid, current_user,
-                (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database()), $11,
-                greatest((SELECT reltuples FROM pg_catalog.pg_class WHERE oid = $1), 0)::bigint
-         RETURNING id",
-        &[
-            rel.oid.into(),
-            rel.qualified.clone().into(),
-            keys.clone().into(),
-            set_clause.into(),
-            where_clause.into(),
-            batch_size.into(),
-            (lock_ms as i32).into(),
-            (pause_ms as i32).into(),
-            max_retries.into(),
-            (if key_hi.is_some() { "queued" } else { "done" }).into(),
-            key_hi.into(),
-        ],
-    )
-    .ok()
-    .flatten()
-    .unwrap_or_else(|| CapstoneError::PrerequisiteState("could not record the backfill job".into()).raise());
-    // start now if a worker slot is free; otherwise the launcher starts it later
-    let running =
-        Spi::get_one::<i64>("SELECT count(*) FROM capstone.backfill_jobs WHERE state = 'running'")
-            .ok()
-            .flatten()
-            .unwrap_or(0);
-    if running < crate::gucs::backfill_max_workers() as i64 {
-        worker::start_job(id);
-    }
-    id
+        let desc = keys
+            .iter()
+            .map(|k| format!("{} DESC", pgrx::spi::quote_identifier(k)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let cols = keys
+            .iter()
+            .map(pgrx::spi::quote_identifier)
+            .collect::<Vec<_>>()
+            .join(", ");
+        let hi_sql = format!(
+            "SELECT ARRAY[{cols}]::bigint[] FROM {} ORDER BY {desc} LIMIT 1",
+            rel.qualified
+        );
+        let key_hi = match subxact::run(Outcome::Rollback, || {
+            Spi::run("SET LOCAL lock_timeout = '2s'")?;
+            Spi::get_one::<Vec<i64>>(&hi_sql)
+        }) {
+            Ok(Ok(v)) => v,
+            Ok(Err(e)) => {
+                CapstoneError::PrerequisiteState(format!("could not read the key range: {e}")).raise()
+            }
+            Err(e) => (*e).rethrow(),
+        };
+        let id = Spi::get_one_with_args::<i64>(
+            "INSERT INTO capstone.backfill_jobs (relid, relname, key_columns, set_clause, where_clause, batch_size,
+                                                 lock_timeout_ms, pause_ms, max_retries, state, role_oid, role_name,
+                                                 database_oid, key_hi, rows_estimate, search_path)
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, current_user::regrole::oid, current_user,
+                    (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database()), $11,
+                    greatest((SELECT reltuples FROM pg_catalog.pg_class WHERE oid = $1), 0)::bigint, $12
+             RETURNING id",
+            &[
+                rel.oid.into(),
+                rel.qualified.clone().into(),
+                keys.clone().into(),
+                set_clause.into(),
+                where_clause.into(),
+                batch_size.into(),
+                (lock_ms as i32).into(),
+                (pause_ms as i32).into(),
+                max_retries.into(),
+                (if key_hi.is_some() { "queued" } else { "done" }).into(),
+                key_hi.into(),
+                crate::search_path::caller().into(),
+            ],
+        )
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| CapstoneError::PrerequisiteState("could not record the backfill job".into()).raise());
+        // start now if a worker slot is free; otherwise the launcher starts it later
+        let running =
+            Spi::get_one::<i64>("SELECT count(*) FROM capstone.backfill_jobs WHERE state = 'running'")
+                .ok()
+                .flatten()
+                .unwrap_or(0);
+        if running < crate::gucs::backfill_max_workers() as i64 {
+            worker::start_job(id);
+        }
+        id
+    })
 }
 
 /// Progress of backfill jobs: %, rows/s, ETA, retries, state.
@@ -465,164 +468,175 @@ fn safe_ddl(
         name!(warnings, Vec<String>),
     ),
 > {
-    let ddl = required(ddl, "ddl");
-    let ddl = ddl.trim().trim_end_matches(';').trim().to_string();
-    if ddl.is_empty() {
-        CapstoneError::InvalidParameter("ddl must not be empty".into()).raise();
-    }
-    let lock_ms = check_range(
-        "lock_timeout (ms)",
-        lock_timeout.as_ref().map(interval_ms).unwrap_or(500),
-        1,
-        600_000,
-    );
-    let max_retries = check_range("max_retries", max_retries.unwrap_or(10), 0, 100);
-    let c = std::ffi::CString::new(ddl.clone()).unwrap_or_else(|_| {
-        CapstoneError::InvalidParameter("ddl must not contain NUL bytes".into()).raise()
-    });
-    let target = unsafe {
-        let list = pg_sys::raw_parser(c.as_ptr(), pg_sys::RawParseMode::RAW_PARSE_DEFAULT);
-        let n = if list.is_null() { 0 } else { (*list).length };
-        if n != 1 {
-            CapstoneError::Syntax(format!("ddl must be exactly one statement (got {n})"))
-                .raise_hint(
-                    "run each DDL statement in its own call, so each gets its own lock timeout",
-                );
+    crate::search_path::guarded(|| {
+        let ddl = required(ddl, "ddl");
+        let ddl = ddl.trim().trim_end_matches(';').trim().to_string();
+        if ddl.is_empty() {
+            CapstoneError::InvalidParameter("ddl must not be empty".into()).raise();
         }
-        let raw = (*(*list).elements).ptr_value as *mut pg_sys::RawStmt;
-        let tag = (*(*raw).stmt).type_;
-        if matches!(
-            tag,
-            pg_sys::NodeTag::T_SelectStmt
-                | pg_sys::NodeTag::T_InsertStmt
-                | pg_sys::NodeTag::T_UpdateStmt
-                | pg_sys::NodeTag::T_DeleteStmt
-        ) {
-            CapstoneError::InvalidParameter("safe_ddl runs DDL, not queries or DML".into())
-                .raise_hint("use capstone.backfill_start for data changes");
-        }
-        // the table the statement names, for the risk grade
-        match tag {
-            pg_sys::NodeTag::T_AlterTableStmt => {
-                let s = (*(*raw).stmt).type_;
-                let _ = s;
-                let at = (*raw).stmt as *mut pg_sys::AlterTableStmt;
-                rv_name((*at).relation)
-            }
-            pg_sys::NodeTag::T_IndexStmt => {
-                rv_name((*((*raw).stmt as *mut pg_sys::IndexStmt)).relation)
-            }
-            _ => None,
-        }
-    };
-    let warnings = ddl_warnings(&ddl);
-    let (bytes, rows) = target
-        .as_ref()
-        .and_then(|t| {
-            Spi::get_two_with_args::<i64, f64>(
-                "SELECT pg_catalog.pg_total_relation_size(c.oid), c.reltuples::float8 FROM pg_catalog.pg_class c
-                  WHERE c.oid = to_regclass($1)",
-                &[t.clone().into()],
-            )
-            .ok()
-        })
-        .map(|(b, r)| (b.unwrap_or(0), r.unwrap_or(0.0)))
-        .unwrap_or((0, 0.0));
-    let risk = if warnings.is_empty() {
-        "low: metadata-only change, bounded by lock_timeout".to_string()
-    } else if bytes > 1 << 30 || rows > 1e7 {
-        format!(
-            "high: {} on a {} table ({rows:.0} rows)",
-            warnings.len(),
-            pretty(bytes)
-        )
-    } else if bytes > 100 << 20 || rows > 1e6 {
-        format!(
-            "medium: {} warning(s) on a {} table",
-            warnings.len(),
-            pretty(bytes)
-        )
-    } else {
-        format!(
-            "low: {} warning(s), but the table is small ({})",
-            warnings.len(),
-            pretty(bytes)
-        )
-    };
-    for w in &warnings {
-        ereport!(
-            WARNING,
-            PgSqlErrorCode::ERRCODE_WARNING,
-            format!("safe_ddl: {w}")
+        let lock_ms = check_range(
+            "lock_timeout (ms)",
+            lock_timeout.as_ref().map(interval_ms).unwrap_or(500),
+            1,
+            600_000,
         );
-    }
-    let prev = Spi::get_one::<String>("SELECT current_setting('lock_timeout')")
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| "0".into());
-    let mut out = Vec::new();
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let t0 = Instant::now();
-        let r = subxact::run(Outcome::Commit, || {
-            Spi::run(&format!("SET LOCAL lock_timeout = '{lock_ms}ms'"))?;
-            Spi::run(&ddl)
+        let max_retries = check_range("max_retries", max_retries.unwrap_or(10), 0, 100);
+        let c = std::ffi::CString::new(ddl.clone()).unwrap_or_else(|_| {
+            CapstoneError::InvalidParameter("ddl must not contain NUL bytes".into()).raise()
         });
-        let waited = t0.elapsed().as_secs_f64() * 1000.0;
-        let _ = Spi::run_with_args(
-            "SELECT set_config('lock_timeout', $1, true)",
-            &[prev.clone().into()],
-        );
-        let (outcome, code, msg) = match &r {
-            Ok(Ok(())) => ("applied".to_string(), None, None),
-            Ok(Err(e)) => (
-                format!("failed: {e}"),
-                Some("XX000".to_string()),
-                Some(e.to_string()),
-            ),
-            Err(e) => {
-                let (c, m) = subxact::describe(e);
-                (format!("{c}: {m}"), Some(c), Some(m))
+        let target = unsafe {
+            let list = pg_sys::raw_parser(c.as_ptr(), pg_sys::RawParseMode::RAW_PARSE_DEFAULT);
+            let n = if list.is_null() { 0 } else { (*list).length };
+            if n != 1 {
+                CapstoneError::Syntax(format!("ddl must be exactly one statement (got {n})"))
+                    .raise_hint(
+                        "run each DDL statement in its own call, so each gets its own lock timeout",
+                    );
+            }
+            let raw = (*(*list).elements).ptr_value as *mut pg_sys::RawStmt;
+            let tag = (*(*raw).stmt).type_;
+            if matches!(
+                tag,
+                pg_sys::NodeTag::T_SelectStmt
+                    | pg_sys::NodeTag::T_InsertStmt
+                    | pg_sys::NodeTag::T_UpdateStmt
+                    | pg_sys::NodeTag::T_DeleteStmt
+            ) {
+                CapstoneError::InvalidParameter("safe_ddl runs DDL, not queries or DML".into())
+                    .raise_hint("use capstone.backfill_start for data changes");
+            }
+            // the table the statement names, for the risk grade
+            match tag {
+                pg_sys::NodeTag::T_AlterTableStmt => {
+                    let s = (*(*raw).stmt).type_;
+                    let _ = s;
+                    let at = (*raw).stmt as *mut pg_sys::AlterTableStmt;
+                    rv_name((*at).relation)
+                }
+                pg_sys::NodeTag::T_IndexStmt => {
+                    rv_name((*((*raw).stmt as *mut pg_sys::IndexStmt)).relation)
+                }
+                _ => None,
             }
         };
-        let _ = Spi::run_with_args(
-            "INSERT INTO capstone.ddl_attempts (ddl, attempt, waited_ms, sqlstate, error) VALUES ($1, $2, $3, $4, $5)",
-            &[ddl.clone().into(), attempt.into(), waited.into(), code.clone().into(), msg.clone().into()],
-        );
-        out.push((
-            attempt,
-            (waited * 100.0).round() / 100.0,
-            outcome,
-            risk.clone(),
-            warnings.clone(),
-        ));
-        match (r, code.as_deref()) {
-            (Ok(Ok(())), _) => break,
-            (Err(_), Some("55P03")) if attempt <= max_retries => {
-                // exponential backoff with jitter, capped at 5 s
-                let base = (50u64 << attempt.min(7)).min(5000);
-                let jitter = (std::process::id() as u64 ^ (attempt as u64).wrapping_mul(7919))
-                    % (base / 2 + 1);
-                worker::sleep_interruptible(Duration::from_millis(base / 2 + jitter));
-            }
-            (Err(e), Some("55P03")) => {
-                let detail = out
-                    .iter()
-                    .map(|r| format!("attempt {}: waited {:.0} ms", r.0, r.1))
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                let _ = e;
-                CapstoneError::LockNotAvailable(format!("safe_ddl gave up after {attempt} attempts: the lock was never free within {lock_ms} ms"))
-                    .raise_with(detail, "find the blocker with SELECT * FROM capstone.lock_snapshot(); retry later or raise max_retries");
-            }
-            (Err(e), _) => (*e).rethrow(),
-            (Ok(Err(e)), _) => {
-                CapstoneError::PrerequisiteState(format!("safe_ddl failed: {e}")).raise()
+        let warnings = ddl_warnings(&ddl);
+        let (bytes, rows) = target
+            .as_ref()
+            .and_then(|t| {
+                // the name in the statement resolves as the caller's DDL will resolve it
+                let relid = crate::search_path::as_caller(|| {
+                    Spi::get_one_with_args::<pg_sys::Oid>(
+                        "SELECT pg_catalog.to_regclass($1)::pg_catalog.oid",
+                        &[t.clone().into()],
+                    )
+                })
+                .ok()
+                .flatten()?;
+                Spi::get_two_with_args::<i64, f64>(
+                    "SELECT pg_catalog.pg_total_relation_size(c.oid), c.reltuples::float8 FROM pg_catalog.pg_class c
+                      WHERE c.oid = $1",
+                    &[relid.into()],
+                )
+                .ok()
+            })
+            .map(|(b, r)| (b.unwrap_or(0), r.unwrap_or(0.0)))
+            .unwrap_or((0, 0.0));
+        let risk = if warnings.is_empty() {
+            "low: metadata-only change, bounded by lock_timeout".to_string()
+        } else if bytes > 1 << 30 || rows > 1e7 {
+            format!(
+                "high: {} on a {} table ({rows:.0} rows)",
+                warnings.len(),
+                pretty(bytes)
+            )
+        } else if bytes > 100 << 20 || rows > 1e6 {
+            format!(
+                "medium: {} warning(s) on a {} table",
+                warnings.len(),
+                pretty(bytes)
+            )
+        } else {
+            format!(
+                "low: {} warning(s), but the table is small ({})",
+                warnings.len(),
+                pretty(bytes)
+            )
+        };
+        for w in &warnings {
+            ereport!(
+                WARNING,
+                PgSqlErrorCode::ERRCODE_WARNING,
+                format!("safe_ddl: {w}")
+            );
+        }
+        let prev = Spi::get_one::<String>("SELECT current_setting('lock_timeout')")
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| "0".into());
+        let mut out = Vec::new();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let t0 = Instant::now();
+            let r = subxact::run(Outcome::Commit, || {
+                Spi::run(&format!("SET LOCAL lock_timeout = '{lock_ms}ms'"))?;
+                crate::search_path::as_caller(|| Spi::run(&ddl))
+            });
+            let waited = t0.elapsed().as_secs_f64() * 1000.0;
+            let _ = Spi::run_with_args(
+                "SELECT set_config('lock_timeout', $1, true)",
+                &[prev.clone().into()],
+            );
+            let (outcome, code, msg) = match &r {
+                Ok(Ok(())) => ("applied".to_string(), None, None),
+                Ok(Err(e)) => (
+                    format!("failed: {e}"),
+                    Some("XX000".to_string()),
+                    Some(e.to_string()),
+                ),
+                Err(e) => {
+                    let (c, m) = subxact::describe(e);
+                    (format!("{c}: {m}"), Some(c), Some(m))
+                }
+            };
+            let _ = Spi::run_with_args(
+                "INSERT INTO capstone.ddl_attempts (ddl, attempt, waited_ms, sqlstate, error) VALUES ($1, $2, $3, $4, $5)",
+                &[ddl.clone().into(), attempt.into(), waited.into(), code.clone().into(), msg.clone().into()],
+            );
+            out.push((
+                attempt,
+                (waited * 100.0).round() / 100.0,
+                outcome,
+                risk.clone(),
+                warnings.clone(),
+            ));
+            match (r, code.as_deref()) {
+                (Ok(Ok(())), _) => break,
+                (Err(_), Some("55P03")) if attempt <= max_retries => {
+                    // exponential backoff with jitter, capped at 5 s
+                    let base = (50u64 << attempt.min(7)).min(5000);
+                    let jitter = (std::process::id() as u64 ^ (attempt as u64).wrapping_mul(7919))
+                        % (base / 2 + 1);
+                    worker::sleep_interruptible(Duration::from_millis(base / 2 + jitter));
+                }
+                (Err(e), Some("55P03")) => {
+                    let detail = out
+                        .iter()
+                        .map(|r| format!("attempt {}: waited {:.0} ms", r.0, r.1))
+                        .collect::<Vec<_>>()
+                        .join("; ");
+                    let _ = e;
+                    CapstoneError::LockNotAvailable(format!("safe_ddl gave up after {attempt} attempts: the lock was never free within {lock_ms} ms"))
+                        .raise_with(detail, "find the blocker with SELECT * FROM capstone.lock_snapshot(); retry later or raise max_retries");
+                }
+                (Err(e), _) => (*e).rethrow(),
+                (Ok(Err(e)), _) => {
+                    CapstoneError::PrerequisiteState(format!("safe_ddl failed: {e}")).raise()
+                }
             }
         }
-    }
-    TableIterator::new(out)
+        TableIterator::new(out)
+    })
 }
 
 fn pretty(b: i64) -> String {
@@ -835,10 +849,10 @@ mod unit {
             None,
             false,
         );
-        assert!(b.contains(r#"("tenant_id", "order_id") > ($1[1], $1[2])"#));
-        assert!(b.contains(r#"("tenant_id", "order_id") <= ($2[1], $2[2])"#));
+        assert!(b.contains(r#"("tenant_id", "order_id") OPERATOR(pg_catalog.>) ($1[1], $1[2])"#));
+        assert!(b.contains(r#"("tenant_id", "order_id") OPERATOR(pg_catalog.<=) ($2[1], $2[2])"#));
         assert!(b.contains(r#"ORDER BY "tenant_id", "order_id" LIMIT $3"#));
-        assert!(u.contains(r#"(t."tenant_id", t."order_id") > ($1[1], $1[2]) AND (t."tenant_id", t."order_id") <= ($2[1], $2[2])"#));
+        assert!(u.contains(r#"(t."tenant_id", t."order_id") OPERATOR(pg_catalog.>) ($1[1], $1[2]) AND (t."tenant_id", t."order_id") OPERATOR(pg_catalog.<=) ($2[1], $2[2])"#));
         assert!(!b.to_uppercase().contains("OFFSET") && !u.to_uppercase().contains("OFFSET"));
         let (fb, fu) = batch_sql("t", &["id".into()], "x = 1", Some("y IS NULL"), true);
         assert!(!fb.contains("$1") && !fu.contains("$1"));

@@ -78,6 +78,8 @@ struct Job {
     key_hi: Option<Vec<i64>>,
     last_key: Option<Vec<i64>>,
     relid: pg_sys::Oid,
+    /// the submitter's search_path, for the clauses they wrote (NULL: jobs from 0.1.0)
+    search_path: Option<String>,
 }
 
 enum Batch {
@@ -116,7 +118,7 @@ fn load_job(id: i64) -> Option<(String, Job)> {
     Spi::connect(|c| {
         let t = c.select(
             "SELECT state, relname, key_columns, set_clause, where_clause, batch_size, lock_timeout_ms, pause_ms,
-                    max_retries, key_hi, last_key, relid
+                    max_retries, key_hi, last_key, relid, search_path
                FROM capstone.backfill_jobs WHERE id = $1",
             Some(1),
             &[id.into()],
@@ -139,6 +141,7 @@ fn load_job(id: i64) -> Option<(String, Job)> {
                 key_hi: r.get::<Vec<i64>>(10)?,
                 last_key: r.get::<Vec<i64>>(11)?,
                 relid: r.get::<pg_sys::Oid>(12)?.unwrap_or(pg_sys::InvalidOid),
+                search_path: r.get::<String>(13)?,
             },
         )))
     })
@@ -176,6 +179,13 @@ fn run_batch(id: i64, job: &Job, retries: i32, timeouts: i32) -> Batch {
             "SET LOCAL statement_timeout = '{}ms'",
             job.lock_ms.saturating_mul(20).max(60_000)
         ))?;
+        // the clauses resolve names as they did for the submitter at backfill_start
+        if let Some(path) = &job.search_path {
+            Spi::run_with_args(
+                "SELECT pg_catalog.set_config('search_path', $1, true)",
+                &[path.clone().into()],
+            )?;
+        }
         // the batch's last key; no row at all means the range is exhausted
         let last = Spi::connect(|c| {
             let t = c.select(
@@ -201,6 +211,8 @@ fn run_batch(id: i64, job: &Job, retries: i32, timeouts: i32) -> Batch {
             .unwrap_or(0),
             None => 0,
         };
+        // the bookkeeping below is capstone's own: pinned
+        Spi::run("SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true)")?;
         let ms = started.elapsed().as_secs_f64() * 1000.0;
         match last {
             None => {

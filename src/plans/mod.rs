@@ -87,11 +87,14 @@ fn explain_once(query: &str, timing: bool) -> Value {
         if timing { "ON" } else { "OFF" }
     );
     let r = subxact::run(Outcome::Rollback, || {
-        Spi::connect_mut(|c| {
-            c.update(&sql, None, &[])?
-                .first()
-                .get_one::<pgrx::Json>()
-                .map(|j| j.map(|j| j.0))
+        // the caller's statement resolves names the way the caller would
+        crate::search_path::as_caller(|| {
+            Spi::connect_mut(|c| {
+                c.update(&sql, None, &[])?
+                    .first()
+                    .get_one::<pgrx::Json>()
+                    .map(|j| j.map(|j| j.0))
+            })
         })
     });
     match r {
@@ -193,6 +196,27 @@ fn explain(
         name!(plan, JsonB),
     ),
 > {
+    crate::search_path::guarded(|| explain_impl(query, label, runs, timing))
+}
+
+type ExplainRow = (
+    i64,
+    Option<String>,
+    String,
+    Option<f64>,
+    Option<f64>,
+    i32,
+    i64,
+    i64,
+    JsonB,
+);
+
+fn explain_impl(
+    query: Option<String>,
+    label: Option<String>,
+    runs: Option<i32>,
+    timing: Option<bool>,
+) -> TableIterator<'static, ExplainRow> {
     let q = validate_statement(query.as_deref());
     let runs = runs.unwrap_or(1);
     let c = capture("plans", &q, label.as_deref(), runs, timing.unwrap_or(true));
@@ -274,9 +298,11 @@ fn estimate_gap_query(
         name!(cut_short_by_limit, bool),
     ),
 > {
-    let q = validate_statement(query.as_deref());
-    let c = capture("statistics", &q, label.as_deref(), 1, true);
-    TableIterator::new(gap_rows(&c.parsed))
+    crate::search_path::guarded(|| {
+        let q = validate_statement(query.as_deref());
+        let c = capture("statistics", &q, label.as_deref(), 1, true);
+        TableIterator::new(gap_rows(&c.parsed))
+    })
 }
 
 /// The same analysis on a stored capture.
@@ -388,48 +414,52 @@ fn explain_diff_change(
         name!(after_actual_rows, Option<f64>),
     ),
 > {
-    let q = validate_statement(query.as_deref());
-    let change = crate::error::required(change, "change");
-    if change.trim().is_empty() {
-        CapstoneError::InvalidParameter("change must not be empty".into()).raise_hint(
-            "pass the SQL that should make the query faster, e.g. 'CREATE INDEX ...; ANALYZE ...'",
+    crate::search_path::guarded(|| {
+        let q = validate_statement(query.as_deref());
+        let change = crate::error::required(change, "change");
+        if change.trim().is_empty() {
+            CapstoneError::InvalidParameter("change must not be empty".into()).raise_hint(
+                "pass the SQL that should make the query faster, e.g. 'CREATE INDEX ...; ANALYZE ...'",
+            );
+        }
+        let runs = runs.unwrap_or(1);
+        let base = label.clone().unwrap_or_else(|| "explain_diff".into());
+        let before = capture("plans", &q, Some(&format!("{base}: before")), runs, true);
+        if let Err(e) = subxact::run(Outcome::Commit, || {
+            crate::search_path::as_caller(|| Spi::run(&change))
+        }) {
+            // the subtransaction is rolled back: nothing of the change remains
+            (*e).rethrow();
+        }
+        let after = capture("plans", &q, Some(&format!("{base}: after")), runs, true);
+        let rows = diff_rows(
+            &before.parsed,
+            &after.parsed,
+            Some((before.evidence_id, after.evidence_id)),
         );
-    }
-    let runs = runs.unwrap_or(1);
-    let base = label.clone().unwrap_or_else(|| "explain_diff".into());
-    let before = capture("plans", &q, Some(&format!("{base}: before")), runs, true);
-    if let Err(e) = subxact::run(Outcome::Commit, || Spi::run(&change)) {
-        // the subtransaction is rolled back: nothing of the change remains
-        (*e).rethrow();
-    }
-    let after = capture("plans", &q, Some(&format!("{base}: after")), runs, true);
-    let rows = diff_rows(
-        &before.parsed,
-        &after.parsed,
-        Some((before.evidence_id, after.evidence_id)),
-    );
-    // a statistics fix (CREATE STATISTICS, ANALYZE alone) proves the statistics gate; anything else the index gate
-    let upper = change.to_uppercase();
-    let gate = if upper.contains("STATISTICS")
-        || (upper.contains("ANALYZE") && !upper.contains("INDEX"))
-    {
-        "statistics"
-    } else {
-        "index"
-    };
-    crate::evidence::store(
-        gate,
-        Some(&base),
-        Some(&q),
-        json!({}),
-        json!({
-            "before": before.evidence_id,
-            "after": after.evidence_id,
-            "change": change,
-            "diff": plan::diff_plans(&before.parsed, &after.parsed),
-        }),
-    );
-    TableIterator::new(rows)
+        // a statistics fix (CREATE STATISTICS, ANALYZE alone) proves the statistics gate; anything else the index gate
+        let upper = change.to_uppercase();
+        let gate = if upper.contains("STATISTICS")
+            || (upper.contains("ANALYZE") && !upper.contains("INDEX"))
+        {
+            "statistics"
+        } else {
+            "index"
+        };
+        crate::evidence::store(
+            gate,
+            Some(&base),
+            Some(&q),
+            json!({}),
+            json!({
+                "before": before.evidence_id,
+                "after": after.evidence_id,
+                "change": change,
+                "diff": plan::diff_plans(&before.parsed, &after.parsed),
+            }),
+        );
+        TableIterator::new(rows)
+    })
 }
 
 /// Diff two stored captures (ids from capstone.evidence).
@@ -613,8 +643,9 @@ fn judge(w: &Watched) -> GateResult {
     res
 }
 
+/// Watched queries run under the caller's search_path; capstone's own reads are pinned.
 pub fn run_gate() -> Vec<GateResult> {
-    watched().iter().map(judge).collect()
+    crate::search_path::guarded(|| watched().iter().map(judge).collect())
 }
 
 /// Run every enabled watched query and judge it: pass, or fail with reasons.

@@ -434,6 +434,12 @@ pub fn render(rows: &[Row]) -> String {
                     );
                 }
             }
+            if *gate == "sharding" {
+                if let Some(d) = shard_decision(&mine) {
+                    let _ = writeln!(s, "\n**Shard or not.** {d}.");
+                    verdicts = vec![d];
+                }
+            }
             for (n, t) in chart_names.iter().filter(|(n, _)| {
                 n.starts_with(&format!("{gate}_")) || (*gate == "index" && n == "index_proofs")
             }) {
@@ -469,6 +475,52 @@ fn capitalize(s: &str) -> String {
     }
 }
 
+/// The latest sharding capture whose label starts with `prefix`.
+fn latest<'a>(rows: &[&'a Row], prefix: &str) -> Option<&'a Row> {
+    rows.iter()
+        .rev()
+        .copied()
+        .find(|r| r.label.as_deref().is_some_and(|l| l.starts_with(prefix)))
+}
+
+/// Share of the single-node ceiling at which the decision flips to "shard".
+const SHARD_AT: f64 = 0.7;
+
+/// The shard-or-not decision from the ceiling, the 2-node run and the key ranking.
+pub fn shard_decision(rows: &[&Row]) -> Option<String> {
+    let ceiling = latest(rows, "ceiling: place_order client ramp");
+    let two = latest(rows, "two nodes:");
+    let advice = latest(rows, "shard_advice:");
+    let mut parts = Vec::new();
+    if let Some(c) = ceiling.and_then(|r| num(&r.payload, "ceiling_tps")) {
+        let flip = SHARD_AT * c;
+        match ceiling.and_then(|r| num(&r.payload, "demand_tps")) {
+            Some(d) if d >= flip => parts.push(format!(
+                "shard, once the cheaper levers are used: peak demand {d:.1}/s is {:.0}% of the single-node write ceiling {c:.0}/s (the line is {:.0}%)",
+                100.0 * d / c,
+                100.0 * SHARD_AT
+            )),
+            Some(d) => parts.push(format!(
+                "do not shard: peak demand {d:.2}/s is {:.2}% of the single-node write ceiling {c:.0}/s; the answer flips at {:.0}% of it, {flip:.0}/s",
+                100.0 * d / c,
+                100.0 * SHARD_AT
+            )),
+            None => parts.push(format!(
+                "single-node write ceiling {c:.0}/s; no demand figure stored: shard only past {flip:.0}/s sustained"
+            )),
+        }
+    }
+    if let Some(r) = two.and_then(|r| num(&r.payload, "write_ratio")) {
+        parts.push(format!(
+            "the 2-node layout wrote {r:.2}× of the same partitioning on one node"
+        ));
+    }
+    if let Some(v) = advice.and_then(|r| r.payload.get("verdict")).and_then(Value::as_str) {
+        parts.push(format!("if sharded: {v}"));
+    }
+    (!parts.is_empty()).then(|| parts.join("; "))
+}
+
 /// The evidence report as Markdown: per gate, the claim, the captured proof and the verdict.
 #[pg_extern(volatile, parallel_unsafe)]
 fn report() -> String {
@@ -499,6 +551,37 @@ fn report_charts() -> TableIterator<
 mod tests {
     use pgrx::prelude::*;
 
+    #[test]
+    fn shard_decision_flips_at_seventy_percent_of_the_ceiling() {
+        use serde_json::json;
+        let row = |label: &str, payload: serde_json::Value| super::Row {
+            id: 1,
+            gate: "sharding".into(),
+            label: Some(label.into()),
+            query: None,
+            captured_at: String::new(),
+            pg_version: String::new(),
+            payload,
+        };
+        let busy = row(
+            "ceiling: place_order client ramp",
+            json!({"ceiling_tps": 1000.0, "demand_tps": 800.0}),
+        );
+        let d = super::shard_decision(&[&busy]).unwrap();
+        assert!(d.starts_with("shard, once"), "{d}");
+        let quiet = row(
+            "ceiling: place_order client ramp",
+            json!({"ceiling_tps": 1000.0, "demand_tps": 10.0}),
+        );
+        let two = row("two nodes: x", json!({"write_ratio": 0.69}));
+        let d = super::shard_decision(&[&quiet, &two]).unwrap();
+        assert!(d.starts_with("do not shard") && d.contains("700/s") && d.contains("0.69×"), "{d}");
+        // the latest capture wins
+        let d = super::shard_decision(&[&quiet, &busy]).unwrap();
+        assert!(d.starts_with("shard, once"), "{d}");
+        assert!(super::shard_decision(&[]).is_none());
+    }
+
     #[pg_test]
     fn report_without_evidence_names_every_gate() {
         let md = Spi::get_one::<String>("SELECT capstone.report()")
@@ -522,27 +605,79 @@ mod tests {
 
     #[pg_test]
     fn seeded_evidence_renders_sections_and_charts() {
+        // one real before/after proof, and one stored capture per gate, with the five
+        // charts the report promises: bloat over the scenario, backfill progress, the
+        // storm, the TPS ceiling and single node vs 2-node
         Spi::run(
             "CREATE TABLE t_rep AS SELECT g AS id FROM generate_series(1, 20000) g; ANALYZE t_rep;
              SELECT * FROM capstone.explain_diff('SELECT * FROM t_rep WHERE id = 7',
                  'CREATE INDEX t_rep_id ON t_rep (id); ANALYZE t_rep', label => 'index proof: t_rep_id');
-             INSERT INTO capstone.evidence (gate, label, payload) VALUES ('pooling', 'storm',
-               '{\"summary\": \"direct: 920 failures; pooled: 0\", \"verdict\": \"pooled storm absorbed\",
-                 \"chart\": {\"title\": \"latency\", \"kind\": \"line\", \"x_label\": \"s\", \"y_label\": \"ms\",
-                             \"series\": [{\"name\": \"pooled\", \"points\": [[0, 1], [1, 2]]}]}}')",
+             SELECT * FROM capstone.estimate_gap('SELECT * FROM t_rep WHERE id < 100', label => 'gap: t_rep');",
         )
         .unwrap();
+        let chart = |title: &str| {
+            format!(
+                r#"{{"title": "{title}", "kind": "line", "x_label": "x", "y_label": "y",
+                    "series": [{{"name": "a", "points": [[0, 1], [1, 2], [2, 4]]}}]}}"#
+            )
+        };
+        let seeds = [
+            ("schema", "lab install", r#""verdict": "lab loaded""#.to_string()),
+            ("isolation", "lost_update under read_committed", r#""verdict": "anomaly reproduced""#.into()),
+            ("pooling", "storm", format!(r#""verdict": "pooled storm absorbed", "chart": {}"#, chart("storm latency and errors"))),
+            ("migration", "backfill progress", format!(r#""verdict": "backfill done", "chart": {}"#, chart("backfill rows/s"))),
+            ("bloat", "bloat scenario 1: finish", format!(r#""verdict": "dead tuples kept while held", "chart": {}"#, chart("table size and dead tuples"))),
+            ("sharding", "shard_advice: shop", r#""verdict": "shard key tenant_id (score 88 of 100)""#.into()),
+            ("sharding", "ceiling: place_order client ramp", format!(r#""verdict": "write ceiling 750 TPS", "ceiling_tps": 750, "demand_tps": 0.26, "chart": {}"#, chart("TPS ceiling"))),
+            ("sharding", "two nodes: postgres_fdw hash partitions by tenant_id", format!(r#""verdict": "2-node 0.69x", "write_ratio": 0.69, "chart": {}"#, chart("single node vs 2-node"))),
+        ];
+        for (gate, label, body) in &seeds {
+            Spi::run_with_args(
+                "INSERT INTO capstone.evidence (gate, label, payload) VALUES ($1, $2, $3::jsonb)",
+                &[(*gate).into(), (*label).into(), format!(r#"{{"summary": "seeded {label}", {body}}}"#).into()],
+            )
+            .unwrap();
+        }
         let md = Spi::get_one::<String>("SELECT capstone.report()")
             .unwrap()
             .unwrap();
+        // every gate has a section with a verdict other than "no evidence yet"
+        for (gate, _, _) in super::GATES {
+            let head = format!("## {}", super::capitalize(gate));
+            let at = md.find(&head).unwrap_or_else(|| panic!("missing section {head}"));
+            let section = &md[at..];
+            let section = &section[..section[3..].find("\n## ").map(|i| i + 3).unwrap_or(section.len())];
+            assert!(section.contains("**Verdict.**"), "{gate}: no verdict");
+            if *gate != "plans" {
+                assert!(!section.contains("No evidence yet"), "{gate}: evidence not rendered");
+            }
+        }
         assert!(md.contains("index proof: t_rep_id"));
         assert!(md.contains("Seq Scan"));
         assert!(md.contains("pooled storm absorbed"));
-        assert!(md.contains("charts/index_proofs.svg"));
-        let n = Spi::get_one::<i64>(
-            "SELECT count(*) FROM capstone.report_charts() WHERE length(svg) > 500 AND csv LIKE 'series,x,y%'",
-        )
-        .unwrap();
-        assert_eq!(n, Some(2));
+        assert!(md.contains("do not shard: peak demand 0.26/s"), "{md}");
+        assert!(md.contains("wrote 0.69× of the same partitioning"));
+        // every chart: linked from the report, an SVG with axes, and its data as CSV
+        let charts = Spi::connect(|c| {
+            c.select("SELECT file_name, svg, csv FROM capstone.report_charts()", None, &[])
+                .unwrap()
+                .map(|r| {
+                    (
+                        r.get::<String>(1).unwrap().unwrap(),
+                        r.get::<String>(2).unwrap().unwrap_or_default(),
+                        r.get::<String>(3).unwrap().unwrap_or_default(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        });
+        assert_eq!(charts.len(), 6, "index proofs + five gate charts");
+        for (name, svg, csv) in &charts {
+            assert!(md.contains(&format!("charts/{name}.svg")), "{name} not linked");
+            assert!(svg.len() > 500 && svg.contains("<svg"), "{name}: empty svg");
+            assert!(csv.starts_with("series,x,y") && csv.lines().count() > 1, "{name}: empty csv");
+        }
+        for title in ["storm latency", "backfill rows/s", "table size and dead tuples", "TPS ceiling", "single node vs 2-node"] {
+            assert!(charts.iter().any(|(_, svg, _)| svg.contains(title)), "chart {title} missing");
+        }
     }
 }
