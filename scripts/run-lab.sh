@@ -95,6 +95,11 @@ if [ -z "${CAPSTONE_DSN:-}" ]; then
   CAPSTONE_PG=$MAJOR CAPSTONE_TWO_NODE_SECONDS=${CAPSTONE_TWO_NODE_SECONDS:-8} bash bench/two_node.sh | tee "$OUTDIR/two_node.txt"
 fi
 
+if [ -z "${CAPSTONE_DSN:-}" ]; then
+  stage "reliability: the read-side functions under 50 clients beside the write load (short; bench/load.sh runs 60 s)"
+  CAPSTONE_PG=$MAJOR CAPSTONE_LOAD_SECONDS=${CAPSTONE_LOAD_SECONDS:-30} bash bench/load.sh | tee "$OUTDIR/load.txt"
+fi
+
 stage "triage: the on-call first look"
 "${PSQL[@]}" -c "SELECT mode, severity, finding, first_fix, probe_ms FROM capstone.triage()" | tee "$OUTDIR/triage.txt"
 

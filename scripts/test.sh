@@ -82,7 +82,13 @@ for v in "${VERSIONS[@]}"; do
   gp=$(grep -oE '[0-9]+ passed' "$glog" | tail -n1 | cut -d' ' -f1); gf=$(grep -oE '[0-9]+ failed' "$glog" | tail -n1 | cut -d' ' -f1)
   gp=${gp:-0}; gf=${gf:-1}
   if grep -q "terminated by signal" "$gdir/server.log"; then echo "server crashed during golden tests"; gf=$((gf + 1)); fi
-  step "PostgreSQL $v: crash safety (kill -9 and immediate restart mid-backfill)"
+  step "PostgreSQL $v: bad-input sweep (pg_test/sweep/cases.txt: every case must end in its SQLSTATE, never XX000 or a crash)"
+  slog=$OUT/sweep-pg$v.log
+  PSQL="$bindir/psql" CAPSTONE_SWEEP_LOG="$gdir/server.log" bash "$ROOT/pg_test/sweep.sh" -h "$gdir" -p "$port" -U postgres > "$slog" 2>&1
+  src=$?
+  grep -E '^sweep: (FAIL|CRASH|[0-9]+ cases)|lab checksum|left' "$slog" | head -n 40
+  if [ $src -eq 0 ]; then gp=$((gp + 1)); else gf=$((gf + 1)); fi
+  step "PostgreSQL $v: crash safety (kill -9 and immediate restart mid-operation: backfill, lab_install, explain_diff, anomaly_demo, bloat holder)"
   clog=$OUT/crash-pg$v.log
   bash "$ROOT/pg_test/crash.sh" "$bindir" "$gdir/data" "$gdir" "$port" "$(pg_server_env_for "$v")" > "$clog" 2>&1
   grep -E '^crash:' "$clog"

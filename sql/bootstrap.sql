@@ -27,7 +27,7 @@ CREATE TABLE IF NOT EXISTS capstone.evidence (
     captured_by name NOT NULL DEFAULT current_user,
     payload     jsonb NOT NULL,
     CONSTRAINT evidence_gate_check CHECK (gate IN ('health', 'schema', 'index', 'statistics', 'plans',
-        'isolation', 'pooling', 'migration', 'sharding', 'bloat', 'triage'))
+        'isolation', 'pooling', 'migration', 'sharding', 'bloat', 'triage', 'reliability'))
 );
 CREATE INDEX IF NOT EXISTS evidence_gate_idx ON capstone.evidence (gate, captured_at);
 COMMENT ON TABLE capstone.evidence IS

@@ -41,10 +41,16 @@ pub struct Captured {
 }
 
 /// Load a capture by id, or raise 42704 naming the id.
+/// A payload as stored (jsonb as text), parsed as deep as plans go: pgrx's own jsonb
+/// decoding stops at 128 levels.
+pub fn parse_payload(text: &str) -> Result<serde_json::Value, crate::plans::plan::PlanError> {
+    crate::plans::plan::parse_json_deep(text)
+}
+
 pub fn load(id: i64) -> Captured {
     let row = Spi::connect(|c| {
         let t = c.select(
-            "SELECT gate, label, query, payload FROM capstone.evidence WHERE id = $1",
+            "SELECT gate, label, query, payload::text FROM capstone.evidence WHERE id = $1",
             Some(1),
             &[id.into()],
         )?;
@@ -56,10 +62,13 @@ pub fn load(id: i64) -> Captured {
             gate: r.get::<String>(1)?.unwrap_or_default(),
             label: r.get::<String>(2)?,
             query: r.get::<String>(3)?,
-            payload: r
-                .get::<JsonB>(4)?
-                .map(|j| j.0)
-                .unwrap_or(serde_json::Value::Null),
+            payload: match r.get::<String>(4)? {
+                None => serde_json::Value::Null,
+                Some(t) => parse_payload(&t).unwrap_or_else(|e| {
+                    CapstoneError::PrerequisiteState(format!("evidence row {id} cannot be read: {e}"))
+                        .raise_hint("the payload nests deeper than capstone reads; look at it with SELECT payload FROM capstone.evidence")
+                }),
+            },
         }))
     });
     match row {

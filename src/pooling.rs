@@ -1477,21 +1477,41 @@ mod tests {
 
     #[pg_test]
     fn quiet_server_falls_back_to_the_core_bound() {
-        let (pool, bound) = Spi::get_two::<f64, f64>(
-            "SELECT max(value) FILTER (WHERE term = 'default_pool_size'),
-                    max(value) FILTER (WHERE term = 'core_bound')
-               FROM capstone.pool_size(sample => '200 ms', cores => 3)",
-        )
+        // Other backends of the test cluster flush their statistics late (up to 10 s
+        // after going idle), so a short sample is usually, not always, quiet: judge the
+        // outcome by the count the function itself measured.
+        let (pool, bound, xacts, says) = Spi::connect(|c| {
+            let t = c.select(
+                "SELECT max(value) FILTER (WHERE term = 'default_pool_size'),
+                        max(value) FILTER (WHERE term = 'core_bound'),
+                        max(value) FILTER (WHERE term = 'transactions'),
+                        max(explanation) FILTER (WHERE term = 'transactions')
+                   FROM capstone.pool_size(sample => '200 ms', cores => 3)",
+                Some(1),
+                &[],
+            )?;
+            let r = t.first();
+            Ok::<_, pgrx::spi::Error>((
+                r.get::<f64>(1)?,
+                r.get::<f64>(2)?,
+                r.get::<f64>(3)?,
+                r.get::<String>(4)?,
+            ))
+        })
         .unwrap();
-        // 3 cores × 2 = 6, and the sample is too small to measure anything else
+        // 3 cores × 2 = 6
         assert_eq!(bound, Some(6.0));
-        assert_eq!(pool, Some(6.0));
-        let says = Spi::get_one::<bool>(
-            "SELECT explanation LIKE 'the sample is too small%'
-               FROM capstone.pool_size(sample => '100 ms') WHERE term = 'transactions'",
-        )
-        .unwrap();
-        assert_eq!(says, Some(true));
+        let says = says.unwrap_or_default();
+        if xacts.unwrap_or(0.0) < crate::pooling::math::MIN_TRANSACTIONS {
+            assert_eq!(
+                pool,
+                Some(6.0),
+                "too small a sample falls back to the core bound"
+            );
+            assert!(says.starts_with("the sample is too small"), "{says}");
+        } else {
+            assert!(says.contains("λ is measured"), "{says}");
+        }
     }
 
     #[pg_test]

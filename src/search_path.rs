@@ -11,7 +11,7 @@
 //! Both use a new GUC nest level, as a function's `SET` clause does. On success the level
 //! is popped here; on error the (sub)transaction abort pops it.
 
-use pgrx::pg_sys;
+use pgrx::{pg_sys, PgLogLevel};
 use std::cell::RefCell;
 use std::ffi::{CStr, CString};
 
@@ -51,7 +51,7 @@ fn with_path<R>(path: &str, f: impl FnOnce() -> R) -> R {
             pg_sys::GucSource::PGC_S_SESSION,
             pg_sys::GucAction::GUC_ACTION_SAVE,
             true,
-            pg_sys::ERROR as i32,
+            PgLogLevel::ERROR as i32,
             false,
         );
         nest

@@ -24,6 +24,12 @@ mod timeout {
         unsafe { enable_timeout_after(STATEMENT_TIMEOUT, ms.max(1)) }
     }
 
+    /// Disarm, keeping the indicator: a timeout that fired after the probe's last
+    /// interrupt check is still reported as a statement timeout by the next one.
+    pub fn disarm() {
+        unsafe { disable_timeout(STATEMENT_TIMEOUT, true) }
+    }
+
     /// Disarm, then restore the session's own statement_timeout if it had one.
     pub fn restore() {
         unsafe {
@@ -291,7 +297,10 @@ fn run_probe(p: &Probe, timeout_ms: i32) -> Finding {
                 r.get::<String>(3)?.unwrap_or_default(),
             )))
         });
-        timeout::restore();
+        // a timer that fired just after the probe finished raises here, inside the
+        // subtransaction, as this probe's timeout, not later as a cancel of triage()
+        timeout::disarm();
+        pgrx::check_for_interrupts!();
         r
     });
     timeout::restore();
@@ -342,14 +351,16 @@ fn latest_gap() -> Option<(i64, f64, String)> {
     let rows: Vec<(i64, serde_json::Value)> = Spi::connect(|c| {
         let mut v = Vec::new();
         for r in c.select(
-            "SELECT id, payload->'plan' FROM capstone.evidence
+            "SELECT id, (payload->'plan')::text FROM capstone.evidence
               WHERE gate IN ('plans', 'statistics') AND payload ? 'plan'
               ORDER BY id DESC LIMIT 20",
             None,
             &[],
         )? {
-            if let (Some(id), Some(p)) = (r.get::<i64>(1)?, r.get::<pgrx::JsonB>(2)?) {
-                v.push((id, p.0));
+            if let (Some(id), Some(p)) = (r.get::<i64>(1)?, r.get::<String>(2)?) {
+                if let Ok(p) = crate::evidence::parse_payload(&p) {
+                    v.push((id, p));
+                }
             }
         }
         Ok::<_, pgrx::spi::Error>(v)
@@ -483,7 +494,7 @@ mod tests {
         assert_eq!(sev.as_deref(), Some("warn"));
         assert_eq!(
             fix.as_deref(),
-            Some("CREATE INDEX CONCURRENTLY ON t_child (parent_id);")
+            Some("CREATE INDEX CONCURRENTLY ON public.t_child (parent_id);")
         );
     }
 

@@ -58,6 +58,7 @@ ANALYZE sec.t, sec.secret;
 GRANT USAGE ON SCHEMA sec TO capstone_sec_low;
 GRANT SELECT ON sec.t TO capstone_sec_low;
 SELECT count(*) > 0 AS superuser_has_evidence FROM capstone.estimate_gap('SELECT count(*) FROM sec.t');
+SELECT max(id) AS superuser_capture FROM capstone.evidence WHERE payload ? 'plan' \gset
 
 SET ROLE capstone_sec_low;
 -- refused, each with 42501
@@ -106,7 +107,8 @@ INSERT INTO capstone.watched_queries (name, sql) VALUES ('x', 'SELECT 1');
 \echo :LAST_ERROR_SQLSTATE
 -- another role's evidence is not visible
 SELECT count(*) AS evidence_rows_visible FROM capstone.evidence;
-SELECT * FROM capstone.estimate_gap((SELECT max(id) FROM capstone.evidence));
+SELECT * FROM capstone.estimate_gap(:superuser_capture);
+\echo :LAST_ERROR_SQLSTATE
 -- the read-only reports work, on what this role may see
 SELECT extension IS NOT NULL AS version_ok FROM capstone.version();
 SELECT count(*) >= 0 AS xmin_holders_ok FROM capstone.xmin_holders();
@@ -122,7 +124,6 @@ SELECT * FROM capstone.bloat_report(rel => 'sec.secret');
 SELECT * FROM capstone.bloat_report('sec', mode => 'exact');
 \echo :LAST_ERROR_SQLSTATE
 SELECT rank, key_column FROM capstone.shard_advice('sec') ORDER BY rank;
-\echo :LAST_ERROR_SQLSTATE
 RESET ROLE;
 
 -- 3. shadow objects ---------------------------------------------------------------------
@@ -134,15 +135,23 @@ $$ BEGIN RAISE WARNING 'hijacked through %', what; RETURN true; END $$;
 DO $$
 DECLARE v text;
 BEGIN
-  FOREACH v IN ARRAY ARRAY['pg_stat_activity', 'pg_locks', 'pg_class', 'pg_namespace', 'pg_stats',
+  FOREACH v IN ARRAY ARRAY['pg_stat_activity', 'pg_locks', 'pg_class', 'pg_namespace',
                            'pg_stat_user_tables', 'pg_stat_all_tables', 'pg_database', 'pg_settings',
-                           'pg_prepared_xacts', 'pg_replication_slots', 'pg_index', 'pg_attribute',
+                           'pg_prepared_xacts', 'pg_replication_slots', 'pg_index',
                            'pg_constraint', 'pg_roles', 'pg_stat_database', 'pg_stat_replication',
                            'pg_extension', 'pg_proc', 'pg_tables', 'pg_indexes']
   LOOP
     EXECUTE format('CREATE VIEW evil.%I AS SELECT * FROM pg_catalog.%I WHERE evil.trip(%L)', v, v, v);
   END LOOP;
 END $$;
+-- pg_stats and pg_attribute have anyarray columns a view cannot expose: the others
+CREATE VIEW evil.pg_attribute AS
+  SELECT attrelid, attname, atttypid, attnum, attnotnull, attisdropped, attidentity, attgenerated
+    FROM pg_catalog.pg_attribute WHERE evil.trip('pg_attribute');
+CREATE VIEW evil.pg_stats AS
+  SELECT schemaname, tablename, attname, inherited, null_frac, avg_width, n_distinct,
+         most_common_freqs, correlation
+    FROM pg_catalog.pg_stats WHERE evil.trip('pg_stats');
 CREATE FUNCTION evil.now() RETURNS timestamptz LANGUAGE plpgsql AS
 $$ BEGIN PERFORM evil.trip('now()'); RETURN pg_catalog.now(); END $$;
 CREATE FUNCTION evil.current_setting(text) RETURNS text LANGUAGE plpgsql AS
@@ -190,7 +199,8 @@ CREATE VIEW public.pg_stat_activity AS
 
 -- the tripwires work: a query that resolves through the path trips them
 SET search_path = evil, public, pg_catalog;
-SELECT count(*) > 0 AS tripwire_works FROM pg_locks;
+SELECT count(*) > 0 AS tripwire_works FROM (SELECT 1 FROM pg_locks LIMIT 1) l;
+SELECT 'a'::text = 'a'::text AS operator_tripwire_works;
 -- capstone's functions under that path: no warning may appear below
 SELECT extension IS NOT NULL AS version_ok FROM capstone.version();
 SELECT count(*) >= 0 AS xmin_holders_ok FROM capstone.xmin_holders();
@@ -210,7 +220,7 @@ SELECT count(*) >= 0 AS report_charts_ok FROM capstone.report_charts();
 SELECT count(*) > 0 AS explain_ok FROM capstone.explain('SELECT count(*) FROM sec.t');
 SELECT count(*) > 0 AS estimate_gap_ok FROM capstone.estimate_gap('SELECT count(*) FROM sec.t');
 SELECT count(*) > 0 AS explain_diff_ok FROM capstone.explain_diff('SELECT count(*) FROM sec.t', 'ANALYZE sec.t');
-SELECT count(*) > 0 AS estimate_gap_evidence_ok FROM capstone.estimate_gap((SELECT max(id) FROM capstone.evidence WHERE gate = 'statistics'));
+SELECT count(*) > 0 AS estimate_gap_evidence_ok FROM capstone.estimate_gap(:superuser_capture);
 SELECT attempt, outcome FROM capstone.safe_ddl('ALTER TABLE sec.t ADD COLUMN w int');
 SELECT count(*) AS plan_gate_rows FROM capstone.plan_gate();
 -- the caller's statement does resolve through the caller's path (by design)

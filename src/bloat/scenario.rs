@@ -466,7 +466,15 @@ fn load_scenario(id: Option<i64>) -> Scenario {
     let p = &c.payload;
     let holder_pid = p.get("holder_pid").and_then(Value::as_i64);
     let relid = p.get("relid").and_then(Value::as_u64);
-    let (Some(holder_pid), Some(relid), "bloat") = (holder_pid, relid, c.gate.as_str()) else {
+    // a transaction id is digits only (PostgreSQL 15 would read anything else as 0)
+    let xid_ok = match p.get("churn_xid") {
+        None | Some(Value::Null) => true,
+        Some(Value::String(x)) => !x.is_empty() && x.bytes().all(|b| b.is_ascii_digit()),
+        Some(_) => false,
+    };
+    let (Some(holder_pid), Some(relid), "bloat", true) =
+        (holder_pid, relid, c.gate.as_str(), xid_ok)
+    else {
         CapstoneError::WrongObjectType(format!("evidence row {id} is not a bloat scenario start"))
             .raise_hint("pass the scenario_id that capstone.bloat_scenario() returned")
     };

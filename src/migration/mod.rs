@@ -101,7 +101,7 @@ pub fn batch_sql(
         param(2),
     );
     let update = format!(
-        "WITH u AS (UPDATE {rel} t SET {set_clause} WHERE {}{} OPERATOR(pg_catalog.<=) {} AND ({}) RETURNING 1) SELECT pg_catalog.count(*) FROM u",
+        "WITH u AS (UPDATE {rel} t SET {set_clause}\n WHERE {}{} OPERATOR(pg_catalog.<=) {} AND ({}\n) RETURNING 1) SELECT pg_catalog.count(*) FROM u",
         lower("t."),
         tuple("t."),
         param(2),
@@ -110,33 +110,83 @@ pub fn batch_sql(
     (bound, update)
 }
 
-/// Parse-check user SQL fragments by composing the statement they will be part of.
+/// Parse the one UPDATE `sql` must be, or None.
+///
+/// # Safety
+/// Calls the raw parser; the returned pointer lives in the current memory context.
+unsafe fn parse_one_update(sql: &str) -> Option<*mut pg_sys::UpdateStmt> {
+    let c = std::ffi::CString::new(sql).ok()?;
+    let list = pg_sys::raw_parser(c.as_ptr(), pg_sys::RawParseMode::RAW_PARSE_DEFAULT);
+    if list.is_null() || (*list).length != 1 {
+        return None;
+    }
+    let raw = (*(*list).elements).ptr_value as *mut pg_sys::RawStmt;
+    if raw.is_null() || (*(*raw).stmt).type_ != pg_sys::NodeTag::T_UpdateStmt {
+        return None;
+    }
+    let u = (*raw).stmt as *mut pg_sys::UpdateStmt;
+    #[cfg(feature = "pg18")]
+    let returning = !(*u).returningClause.is_null();
+    #[cfg(not(feature = "pg18"))]
+    let returning = !(*u).returningList.is_null();
+    // FROM, RETURNING and WITH have no place in a backfill's batch
+    if !(*u).fromClause.is_null() || returning || !(*u).withClause.is_null() {
+        return None;
+    }
+    Some(u)
+}
+
+/// Is `n` a top-level AND whose last argument is the constant `false`?
+///
+/// # Safety
+/// `n` is null or a node of a raw parse tree.
+unsafe fn ends_with_and_false(n: *mut pg_sys::Node) -> bool {
+    if n.is_null() || (*n).type_ != pg_sys::NodeTag::T_BoolExpr {
+        return false;
+    }
+    let b = n as *mut pg_sys::BoolExpr;
+    if (*b).boolop != pg_sys::BoolExprType::AND_EXPR || (*b).args.is_null() {
+        return false;
+    }
+    let args = (*b).args;
+    let last = (*(*args).elements.add((*args).length as usize - 1)).ptr_value as *mut pg_sys::Node;
+    if last.is_null() || (*last).type_ != pg_sys::NodeTag::T_A_Const {
+        return false;
+    }
+    let k = last as *mut pg_sys::A_Const;
+    !(*k).isnull
+        && (*k).val.boolval.type_ == pg_sys::NodeTag::T_Boolean
+        && !(*k).val.boolval.boolval
+}
+
+/// Parse-check user SQL fragments by composing the statements they will be part of.
+/// The set clause alone must be the whole of an UPDATE's SET list (no WHERE, FROM,
+/// RETURNING or comment that swallows what follows); with the condition, the WHERE
+/// must still end in capstone's own `AND false`, so a condition like `true) OR (true`
+/// cannot escape the key range of a batch.
 fn validate_update(rel: &str, set_clause: &str, where_clause: Option<&str>) -> String {
-    let sql = format!(
-        "UPDATE {rel} SET {set_clause} WHERE ({}) AND false",
-        where_clause.unwrap_or("true")
-    );
-    let c = std::ffi::CString::new(sql.clone()).unwrap_or_else(|_| {
+    if set_clause.contains('\0') || where_clause.is_some_and(|w| w.contains('\0')) {
         CapstoneError::InvalidParameter(
             "set_clause and where_clause must not contain NUL bytes".into(),
         )
-        .raise()
-    });
-    unsafe {
-        let list = pg_sys::raw_parser(c.as_ptr(), pg_sys::RawParseMode::RAW_PARSE_DEFAULT);
-        let n = if list.is_null() { 0 } else { (*list).length };
-        let raw = if n == 1 {
-            (*(*list).elements).ptr_value as *mut pg_sys::RawStmt
-        } else {
-            std::ptr::null_mut()
-        };
-        if n != 1 || raw.is_null() || (*(*raw).stmt).type_ != pg_sys::NodeTag::T_UpdateStmt {
-            CapstoneError::Syntax("set_clause and where_clause must form exactly one UPDATE of the table".into())
-                .raise_with(
-                    format!("they are checked as: {sql}"),
-                    "pass only the assignments (e.g. 'total = price * qty') and a boolean condition; no semicolons",
-                );
-        }
+        .raise();
+    }
+    let set_only = format!("UPDATE {rel} SET {set_clause}\n");
+    let sql = format!(
+        "UPDATE {rel} SET {set_clause}\n WHERE ({}\n) AND false",
+        where_clause.unwrap_or("true")
+    );
+    // SAFETY: raw parse trees of statements built here, read and dropped at once
+    let ok = unsafe {
+        parse_one_update(&set_only).is_some_and(|u| (*u).whereClause.is_null())
+            && parse_one_update(&sql).is_some_and(|u| ends_with_and_false((*u).whereClause))
+    };
+    if !ok {
+        CapstoneError::Syntax("set_clause and where_clause must form exactly one UPDATE of the table".into())
+            .raise_with(
+                format!("they are checked as: {sql}"),
+                "pass only the assignments (e.g. 'total = price * qty') and a boolean condition; no semicolons, no WHERE in set_clause, no FROM or RETURNING",
+            );
     }
     sql
 }
@@ -236,11 +286,20 @@ fn backfill_start(
         );
         let key_hi = match subxact::run(Outcome::Rollback, || {
             Spi::run("SET LOCAL lock_timeout = '2s'")?;
-            Spi::get_one::<Vec<i64>>(&hi_sql)
+            // an empty table has no last key: the job is recorded as done
+            Spi::connect(|c| {
+                let t = c.select(&hi_sql, Some(1), &[])?;
+                if t.is_empty() {
+                    Ok(None)
+                } else {
+                    t.first().get_one::<Vec<i64>>()
+                }
+            })
         }) {
             Ok(Ok(v)) => v,
             Ok(Err(e)) => {
-                CapstoneError::PrerequisiteState(format!("could not read the key range: {e}")).raise()
+                CapstoneError::PrerequisiteState(format!("could not read the key range: {e}"))
+                    .raise()
             }
             Err(e) => (*e).rethrow(),
         };
@@ -271,11 +330,12 @@ fn backfill_start(
         .flatten()
         .unwrap_or_else(|| CapstoneError::PrerequisiteState("could not record the backfill job".into()).raise());
         // start now if a worker slot is free; otherwise the launcher starts it later
-        let running =
-            Spi::get_one::<i64>("SELECT count(*) FROM capstone.backfill_jobs WHERE state = 'running'")
-                .ok()
-                .flatten()
-                .unwrap_or(0);
+        let running = Spi::get_one::<i64>(
+            "SELECT count(*) FROM capstone.backfill_jobs WHERE state = 'running'",
+        )
+        .ok()
+        .flatten()
+        .unwrap_or(0);
         if running < crate::gucs::backfill_max_workers() as i64 {
             worker::start_job(id);
         }
@@ -501,9 +561,17 @@ fn safe_ddl(
                     | pg_sys::NodeTag::T_InsertStmt
                     | pg_sys::NodeTag::T_UpdateStmt
                     | pg_sys::NodeTag::T_DeleteStmt
+                    | pg_sys::NodeTag::T_MergeStmt
+                    | pg_sys::NodeTag::T_DoStmt
+                    | pg_sys::NodeTag::T_CallStmt
+                    | pg_sys::NodeTag::T_CopyStmt
+                    | pg_sys::NodeTag::T_ExplainStmt
+                    | pg_sys::NodeTag::T_TransactionStmt
             ) {
-                CapstoneError::InvalidParameter("safe_ddl runs DDL, not queries or DML".into())
-                    .raise_hint("use capstone.backfill_start for data changes");
+                CapstoneError::InvalidParameter(
+                    "safe_ddl runs DDL, not queries, DML, code blocks, COPY, EXPLAIN or transaction control".into(),
+                )
+                .raise_hint("use capstone.backfill_start for data changes; run the rest yourself");
             }
             // the table the statement names, for the risk grade
             match tag {
@@ -856,7 +924,7 @@ mod unit {
         assert!(!b.to_uppercase().contains("OFFSET") && !u.to_uppercase().contains("OFFSET"));
         let (fb, fu) = batch_sql("t", &["id".into()], "x = 1", Some("y IS NULL"), true);
         assert!(!fb.contains("$1") && !fu.contains("$1"));
-        assert!(fu.contains("AND (y IS NULL)"));
+        assert!(fu.contains("AND (y IS NULL\n)"));
     }
 
     #[test]

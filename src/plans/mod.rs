@@ -22,6 +22,23 @@ use serde_json::{json, Value};
 /// The statement kinds `capstone.explain` accepts.
 const ACCEPTED: &str = "SELECT, INSERT, UPDATE, DELETE and MERGE";
 
+/// How many statements `sql` holds (0 for only semicolons and comments). Syntax errors
+/// come from PostgreSQL's parser (42601).
+fn statement_count(sql: &str) -> i32 {
+    let Ok(c) = std::ffi::CString::new(sql) else {
+        CapstoneError::InvalidParameter("SQL must not contain NUL bytes".into()).raise()
+    };
+    // SAFETY: the raw parser on a NUL-terminated string; only the list length is read
+    unsafe {
+        let list = pg_sys::raw_parser(c.as_ptr(), pg_sys::RawParseMode::RAW_PARSE_DEFAULT);
+        if list.is_null() {
+            0
+        } else {
+            (*list).length
+        }
+    }
+}
+
 /// Check that `query` is exactly one explainable statement. Syntax errors come
 /// from PostgreSQL's own parser with its message and SQLSTATE 42601.
 pub fn validate_statement(query: Option<&str>) -> String {
@@ -90,15 +107,21 @@ fn explain_once(query: &str, timing: bool) -> Value {
         // the caller's statement resolves names the way the caller would
         crate::search_path::as_caller(|| {
             Spi::connect_mut(|c| {
-                c.update(&sql, None, &[])?
-                    .first()
-                    .get_one::<pgrx::Json>()
-                    .map(|j| j.map(|j| j.0))
+                // read as text: pgrx's json decoding stops at 128 levels (about 62 plan levels)
+                let d = c.update(&sql, None, &[])?.first().get_datum_by_ordinal(1)?;
+                // SAFETY: EXPLAIN's one column is json, a text varlena; copied out at once
+                Ok::<_, pgrx::spi::Error>(d.and_then(|d| unsafe {
+                    String::from_polymorphic_datum(d, false, pg_sys::JSONOID)
+                }))
             })
         })
     });
     match r {
-        Ok(Ok(Some(v))) => v,
+        Ok(Ok(Some(text))) => plan::parse_json_deep(&text).unwrap_or_else(|e| {
+            CapstoneError::PrerequisiteState(format!("cannot read this plan: {e}")).raise_hint(
+                "capstone reads plans up to 200 levels deep; look at this one with plain EXPLAIN",
+            )
+        }),
         Ok(Ok(None)) => CapstoneError::PrerequisiteState("EXPLAIN returned no plan".into()).raise(),
         Ok(Err(e)) => CapstoneError::PrerequisiteState(format!("EXPLAIN failed: {e}")).raise(),
         Err(e) => (*e).rethrow(),
@@ -417,7 +440,7 @@ fn explain_diff_change(
     crate::search_path::guarded(|| {
         let q = validate_statement(query.as_deref());
         let change = crate::error::required(change, "change");
-        if change.trim().is_empty() {
+        if change.trim().is_empty() || statement_count(&change) == 0 {
             CapstoneError::InvalidParameter("change must not be empty".into()).raise_hint(
                 "pass the SQL that should make the query faster, e.g. 'CREATE INDEX ...; ANALYZE ...'",
             );
@@ -425,11 +448,19 @@ fn explain_diff_change(
         let runs = runs.unwrap_or(1);
         let base = label.clone().unwrap_or_else(|| "explain_diff".into());
         let before = capture("plans", &q, Some(&format!("{base}: before")), runs, true);
-        if let Err(e) = subxact::run(Outcome::Commit, || {
+        match subxact::run(Outcome::Commit, || {
             crate::search_path::as_caller(|| Spi::run(&change))
         }) {
+            Ok(Ok(())) => {}
+            // SPI refused it without running it (COMMIT, ROLLBACK, COPY TO STDOUT, ...)
+            Ok(Err(e)) => CapstoneError::NotSupported(format!(
+                "the change cannot run inside a function: {e}"
+            ))
+            .raise_hint(
+                "transaction control and client COPY cannot be part of a change; run them yourself",
+            ),
             // the subtransaction is rolled back: nothing of the change remains
-            (*e).rethrow();
+            Err(e) => (*e).rethrow(),
         }
         let after = capture("plans", &q, Some(&format!("{base}: after")), runs, true);
         let rows = diff_rows(
@@ -530,7 +561,13 @@ fn watched() -> Vec<Watched> {
                 name: r.get::<String>(1)?.unwrap_or_default(),
                 sql: r.get::<String>(2)?.unwrap_or_default(),
                 max_q: r.get::<f64>(3)?.unwrap_or(threshold),
-                allowed: r.get::<Vec<String>>(4)?.unwrap_or_default(),
+                // the column allows NULL elements: they allow nothing
+                allowed: r
+                    .get::<Vec<Option<String>>>(4)?
+                    .unwrap_or_default()
+                    .into_iter()
+                    .flatten()
+                    .collect(),
                 min_rows: r.get::<i64>(5)?.unwrap_or(10000),
                 max_ms: r.get::<f64>(6)?,
             });
@@ -585,6 +622,10 @@ fn judge(w: &Watched) -> GateResult {
         Ok(c) => c,
         Err(e) => {
             let (code, msg) = subxact::describe(&e);
+            // a cancel (Ctrl-C, statement_timeout) stops the gate; it is not one query's failure
+            if code == "57014" {
+                (*e).rethrow();
+            }
             res.passed = false;
             res.reasons.push(format!("error {code}: {msg}"));
             return res;

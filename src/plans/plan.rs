@@ -45,9 +45,58 @@ use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 
-/// Deepest plan nesting accepted by the parser (serde_json itself stops at a
-/// JSON nesting of 128, which is about 64 plan levels).
+/// Deepest plan nesting accepted by the parser.
 pub const MAX_PLAN_DEPTH: usize = 200;
+
+/// Deepest JSON nesting read at all: a plan level nests about two JSON levels deep
+/// (the node object and its "Plans" array), plus the wrapping array and object.
+pub const MAX_JSON_DEPTH: usize = 2 * MAX_PLAN_DEPTH + 8;
+
+/// How deeply `text` nests arrays and objects (strings skipped).
+pub fn json_depth(text: &str) -> usize {
+    let (mut depth, mut max, mut in_str, mut esc) = (0usize, 0usize, false, false);
+    for b in text.bytes() {
+        if in_str {
+            match (esc, b) {
+                (true, _) => esc = false,
+                (false, b'\\') => esc = true,
+                (false, b'"') => in_str = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_str = true,
+            b'[' | b'{' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
+/// Parse JSON as deep as [`MAX_JSON_DEPTH`] (serde_json alone stops at 128 levels,
+/// about 62 plan levels); deeper text is refused before any recursion.
+pub fn parse_json_deep(text: &str) -> Result<Value, PlanError> {
+    if json_depth(text) > MAX_JSON_DEPTH {
+        return Err(PlanError::TooDeep {
+            limit: MAX_PLAN_DEPTH,
+        });
+    }
+    let json_err = |e: serde_json::Error| PlanError::Json {
+        line: e.line(),
+        column: e.column(),
+        message: e.to_string(),
+    };
+    let mut de = serde_json::Deserializer::from_str(text);
+    de.disable_recursion_limit();
+    let v = <Value as serde::Deserialize>::deserialize(&mut de).map_err(json_err)?;
+    de.end().map_err(json_err)?;
+    Ok(v)
+}
 
 /// Why a text could not be read as an EXPLAIN JSON document.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -216,11 +265,7 @@ pub fn parse_explain_json(text: &str) -> Result<ExplainResult, PlanError> {
     if trimmed.is_empty() {
         return Err(PlanError::Empty);
     }
-    let value: Value = serde_json::from_str(trimmed).map_err(|e| PlanError::Json {
-        line: e.line(),
-        column: e.column(),
-        message: e.to_string(),
-    })?;
+    let value = parse_json_deep(trimmed)?;
     let top = find_top(&value, 0)?;
     parse_top(top)
 }
@@ -2118,20 +2163,27 @@ mod tests {
             s.push_str("]}");
         }
         let text = format!(r#"{{"Plan": {s}}}"#);
-        assert!(parse_explain_json(&text).is_err());
-        // Within serde_json's limit the tree parses and derives fine.
-        let mut s = String::new();
-        for _ in 0..40 {
-            s.push_str(r#"{"Node Type": "Limit", "Plans": ["#);
+        assert!(matches!(
+            parse_explain_json(&text),
+            Err(PlanError::TooDeep { .. })
+        ));
+        // Past serde_json's own limit of 128 JSON levels (about 62 plan levels), up to
+        // MAX_PLAN_DEPTH, the tree parses and derives fine.
+        for levels in [40, 150, MAX_PLAN_DEPTH] {
+            let mut s = String::new();
+            for _ in 0..levels {
+                s.push_str(r#"{"Node Type": "Limit", "Plans": ["#);
+            }
+            s.push_str(r#"{"Node Type": "Result"}"#);
+            for _ in 0..levels {
+                s.push_str("]}");
+            }
+            let p = parse_explain_json(&format!(r#"[{{"Plan": {s}}}]"#)).unwrap();
+            assert_eq!(p.node_count(), levels + 1);
+            assert_eq!(flatten(&p).last().map(|f| f.depth), Some(levels));
+            assert_eq!(diff_plans(&p, &p).len(), 1);
         }
-        s.push_str(r#"{"Node Type": "Result"}"#);
-        for _ in 0..40 {
-            s.push_str("]}");
-        }
-        let p = parse_explain_json(&format!(r#"{{"Plan": {s}}}"#)).unwrap();
-        assert_eq!(p.node_count(), 41);
-        assert_eq!(flatten(&p).last().map(|f| f.depth), Some(40));
-        assert_eq!(diff_plans(&p, &p).len(), 1);
+        assert_eq!(json_depth(r#"{"a": "[[[{{", "b": [1, [2]]}"#), 3);
     }
 
     // ---- never panics ---------------------------------------------------

@@ -8,7 +8,6 @@ pub mod chart;
 use crate::plans::plan::{self, ExplainResult};
 use chart::{Chart, Kind, Series};
 use pgrx::prelude::*;
-use pgrx::JsonB;
 use serde_json::Value;
 use std::fmt::Write;
 
@@ -43,13 +42,15 @@ pub const GATES: &[(&str, &str, &str)] = &[
      "SELECT * FROM capstone.shard_advice('shop')"),
     ("bloat", "Bloat is estimated fast and close to exact, and whoever holds the xmin horizon is named.",
      "SELECT * FROM capstone.bloat_report(); SELECT * FROM capstone.xmin_holders()"),
+    ("reliability", "The read-side functions hold up under 50 concurrent clients beside the write load: no error, no memory growth.",
+     "bench/load.sh"),
 ];
 
 fn load_rows() -> Vec<Row> {
     Spi::connect(|c| {
         let mut out = Vec::new();
         for r in c.select(
-            "SELECT id, gate, label, query, to_char(captured_at, 'YYYY-MM-DD HH24:MI:SS TZ'), pg_version, payload
+            "SELECT id, gate, label, query, to_char(captured_at, 'YYYY-MM-DD HH24:MI:SS TZ'), pg_version, payload::text
                FROM capstone.evidence ORDER BY id",
             None,
             &[],
@@ -61,7 +62,13 @@ fn load_rows() -> Vec<Row> {
                 query: r.get::<String>(4)?,
                 captured_at: r.get::<String>(5)?.unwrap_or_default(),
                 pg_version: r.get::<String>(6)?.unwrap_or_default(),
-                payload: r.get::<JsonB>(7)?.map(|j| j.0).unwrap_or(Value::Null),
+                payload: match r.get::<String>(7)? {
+                    None => Value::Null,
+                    // one unreadable row is reported as such, never takes the report down
+                    Some(t) => crate::evidence::parse_payload(&t).unwrap_or_else(|e| {
+                        serde_json::json!({"summary": format!("(payload not readable: {e})")})
+                    }),
+                },
             });
         }
         Ok::<_, pgrx::spi::Error>(out)
@@ -515,7 +522,10 @@ pub fn shard_decision(rows: &[&Row]) -> Option<String> {
             "the 2-node layout wrote {r:.2}× of the same partitioning on one node"
         ));
     }
-    if let Some(v) = advice.and_then(|r| r.payload.get("verdict")).and_then(Value::as_str) {
+    if let Some(v) = advice
+        .and_then(|r| r.payload.get("verdict"))
+        .and_then(Value::as_str)
+    {
         parts.push(format!("if sharded: {v}"));
     }
     (!parts.is_empty()).then(|| parts.join("; "))
@@ -575,7 +585,10 @@ mod tests {
         );
         let two = row("two nodes: x", json!({"write_ratio": 0.69}));
         let d = super::shard_decision(&[&quiet, &two]).unwrap();
-        assert!(d.starts_with("do not shard") && d.contains("700/s") && d.contains("0.69×"), "{d}");
+        assert!(
+            d.starts_with("do not shard") && d.contains("700/s") && d.contains("0.69×"),
+            "{d}"
+        );
         // the latest capture wins
         let d = super::shard_decision(&[&quiet, &busy]).unwrap();
         assert!(d.starts_with("shard, once"), "{d}");
@@ -622,19 +635,75 @@ mod tests {
             )
         };
         let seeds = [
-            ("schema", "lab install", r#""verdict": "lab loaded""#.to_string()),
-            ("isolation", "lost_update under read_committed", r#""verdict": "anomaly reproduced""#.into()),
-            ("pooling", "storm", format!(r#""verdict": "pooled storm absorbed", "chart": {}"#, chart("storm latency and errors"))),
-            ("migration", "backfill progress", format!(r#""verdict": "backfill done", "chart": {}"#, chart("backfill rows/s"))),
-            ("bloat", "bloat scenario 1: finish", format!(r#""verdict": "dead tuples kept while held", "chart": {}"#, chart("table size and dead tuples"))),
-            ("sharding", "shard_advice: shop", r#""verdict": "shard key tenant_id (score 88 of 100)""#.into()),
-            ("sharding", "ceiling: place_order client ramp", format!(r#""verdict": "write ceiling 750 TPS", "ceiling_tps": 750, "demand_tps": 0.26, "chart": {}"#, chart("TPS ceiling"))),
-            ("sharding", "two nodes: postgres_fdw hash partitions by tenant_id", format!(r#""verdict": "2-node 0.69x", "write_ratio": 0.69, "chart": {}"#, chart("single node vs 2-node"))),
+            (
+                "schema",
+                "lab install",
+                r#""verdict": "lab loaded""#.to_string(),
+            ),
+            (
+                "isolation",
+                "lost_update under read_committed",
+                r#""verdict": "anomaly reproduced""#.into(),
+            ),
+            (
+                "pooling",
+                "storm",
+                format!(
+                    r#""verdict": "pooled storm absorbed", "chart": {}"#,
+                    chart("storm latency and errors")
+                ),
+            ),
+            (
+                "migration",
+                "backfill progress",
+                format!(
+                    r#""verdict": "backfill done", "chart": {}"#,
+                    chart("backfill rows/s")
+                ),
+            ),
+            (
+                "bloat",
+                "bloat scenario 1: finish",
+                format!(
+                    r#""verdict": "dead tuples kept while held", "chart": {}"#,
+                    chart("table size and dead tuples")
+                ),
+            ),
+            (
+                "sharding",
+                "shard_advice: shop",
+                r#""verdict": "shard key tenant_id (score 88 of 100)""#.into(),
+            ),
+            (
+                "reliability",
+                "load: read-side functions under 50 clients",
+                r#""verdict": "0 errors in 9641 calls""#.into(),
+            ),
+            (
+                "sharding",
+                "ceiling: place_order client ramp",
+                format!(
+                    r#""verdict": "write ceiling 750 TPS", "ceiling_tps": 750, "demand_tps": 0.26, "chart": {}"#,
+                    chart("TPS ceiling")
+                ),
+            ),
+            (
+                "sharding",
+                "two nodes: postgres_fdw hash partitions by tenant_id",
+                format!(
+                    r#""verdict": "2-node 0.69x", "write_ratio": 0.69, "chart": {}"#,
+                    chart("single node vs 2-node")
+                ),
+            ),
         ];
         for (gate, label, body) in &seeds {
             Spi::run_with_args(
                 "INSERT INTO capstone.evidence (gate, label, payload) VALUES ($1, $2, $3::jsonb)",
-                &[(*gate).into(), (*label).into(), format!(r#"{{"summary": "seeded {label}", {body}}}"#).into()],
+                &[
+                    (*gate).into(),
+                    (*label).into(),
+                    format!(r#"{{"summary": "seeded {label}", {body}}}"#).into(),
+                ],
             )
             .unwrap();
         }
@@ -644,12 +713,20 @@ mod tests {
         // every gate has a section with a verdict other than "no evidence yet"
         for (gate, _, _) in super::GATES {
             let head = format!("## {}", super::capitalize(gate));
-            let at = md.find(&head).unwrap_or_else(|| panic!("missing section {head}"));
+            let at = md
+                .find(&head)
+                .unwrap_or_else(|| panic!("missing section {head}"));
             let section = &md[at..];
-            let section = &section[..section[3..].find("\n## ").map(|i| i + 3).unwrap_or(section.len())];
+            let section = &section[..section[3..]
+                .find("\n## ")
+                .map(|i| i + 3)
+                .unwrap_or(section.len())];
             assert!(section.contains("**Verdict.**"), "{gate}: no verdict");
             if *gate != "plans" {
-                assert!(!section.contains("No evidence yet"), "{gate}: evidence not rendered");
+                assert!(
+                    !section.contains("No evidence yet"),
+                    "{gate}: evidence not rendered"
+                );
             }
         }
         assert!(md.contains("index proof: t_rep_id"));
@@ -659,25 +736,44 @@ mod tests {
         assert!(md.contains("wrote 0.69× of the same partitioning"));
         // every chart: linked from the report, an SVG with axes, and its data as CSV
         let charts = Spi::connect(|c| {
-            c.select("SELECT file_name, svg, csv FROM capstone.report_charts()", None, &[])
-                .unwrap()
-                .map(|r| {
-                    (
-                        r.get::<String>(1).unwrap().unwrap(),
-                        r.get::<String>(2).unwrap().unwrap_or_default(),
-                        r.get::<String>(3).unwrap().unwrap_or_default(),
-                    )
-                })
-                .collect::<Vec<_>>()
+            c.select(
+                "SELECT file_name, svg, csv FROM capstone.report_charts()",
+                None,
+                &[],
+            )
+            .unwrap()
+            .map(|r| {
+                (
+                    r.get::<String>(1).unwrap().unwrap(),
+                    r.get::<String>(2).unwrap().unwrap_or_default(),
+                    r.get::<String>(3).unwrap().unwrap_or_default(),
+                )
+            })
+            .collect::<Vec<_>>()
         });
         assert_eq!(charts.len(), 6, "index proofs + five gate charts");
         for (name, svg, csv) in &charts {
-            assert!(md.contains(&format!("charts/{name}.svg")), "{name} not linked");
+            assert!(
+                md.contains(&format!("charts/{name}.svg")),
+                "{name} not linked"
+            );
             assert!(svg.len() > 500 && svg.contains("<svg"), "{name}: empty svg");
-            assert!(csv.starts_with("series,x,y") && csv.lines().count() > 1, "{name}: empty csv");
+            assert!(
+                csv.starts_with("series,x,y") && csv.lines().count() > 1,
+                "{name}: empty csv"
+            );
         }
-        for title in ["storm latency", "backfill rows/s", "table size and dead tuples", "TPS ceiling", "single node vs 2-node"] {
-            assert!(charts.iter().any(|(_, svg, _)| svg.contains(title)), "chart {title} missing");
+        for title in [
+            "storm latency",
+            "backfill rows/s",
+            "table size and dead tuples",
+            "TPS ceiling",
+            "single node vs 2-node",
+        ] {
+            assert!(
+                charts.iter().any(|(_, svg, _)| svg.contains(title)),
+                "chart {title} missing"
+            );
         }
     }
 }
