@@ -24,6 +24,7 @@
 #   CAPSTONE_SWEEP_SIZES ("2 4 8 16 32 64")  CAPSTONE_SWEEP_PASSES (2, alternating order)
 #   CAPSTONE_BENCH_SCALE (10, pgbench -i scale)
 #   CAPSTONE_POOL_SAMPLE (10 s, the pool_size window)
+#   CAPSTONE_EVIDENCE_DB (also copy the evidence rows into this database's capstone.evidence)
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 
@@ -413,5 +414,14 @@ SELECT 'pooling', 'storm',
 RETURNING id;
 SQL
 )
-echo "stored as capstone.evidence id $(echo "$EVID" | grep -E '^[0-9]+$' | head -n1) (gate 'pooling', label 'storm'); pool_size capture id $REC_EVIDENCE"
+STORM_ID=$(echo "$EVID" | grep -E '^[0-9]+$' | head -n1)
+echo "stored as capstone.evidence id $STORM_ID (gate 'pooling', label 'storm'); pool_size capture id $REC_EVIDENCE"
+# the measurements belong to this benchmark's own database; a copy goes where the
+# evidence report is read (README command (1) sets CAPSTONE_EVIDENCE_DB to the lab's)
+if [ -n "${CAPSTONE_EVIDENCE_DB:-}" ] && [ "$CAPSTONE_EVIDENCE_DB" != "$DB" ] && [ -n "$STORM_ID" ]; then
+  "${SQL[@]}" -qc "COPY (SELECT gate, label, query, settings, pg_version, captured_at, payload FROM capstone.evidence
+                          WHERE id IN (${REC_EVIDENCE:-0}, $STORM_ID) ORDER BY id) TO STDOUT" \
+    | "${PSQL[@]}" -d "$CAPSTONE_EVIDENCE_DB" -qc "COPY capstone.evidence (gate, label, query, settings, pg_version, captured_at, payload) FROM STDIN" \
+    && echo "copied both into capstone.evidence of $CAPSTONE_EVIDENCE_DB"
+fi
 echo "wall time $(elapsed "$T0" "$(now_s)") s"

@@ -441,6 +441,11 @@ pub fn render(rows: &[Row]) -> String {
                     );
                 }
             }
+            if *gate == "isolation" {
+                if let Some(d) = isolation_verdict(&mine) {
+                    verdicts = vec![d];
+                }
+            }
             if *gate == "sharding" {
                 if let Some(d) = shard_decision(&mine) {
                     let _ = writeln!(s, "\n**Shard or not.** {d}.");
@@ -488,6 +493,55 @@ fn latest<'a>(rows: &[&'a Row], prefix: &str) -> Option<&'a Row> {
         .rev()
         .copied()
         .find(|r| r.label.as_deref().is_some_and(|l| l.starts_with(prefix)))
+}
+
+/// Per anomaly, the modes under which the latest demo showed it and those that prevented it.
+pub fn isolation_verdict(rows: &[&Row]) -> Option<String> {
+    let mut latest: Vec<(String, String, bool)> = Vec::new();
+    for r in rows.iter().rev() {
+        let (Some(a), Some(m), Some(v)) = (
+            r.payload.get("anomaly").and_then(Value::as_str),
+            r.payload.get("mode").and_then(Value::as_str),
+            r.payload.get("verdict").and_then(Value::as_str),
+        ) else {
+            continue;
+        };
+        if !latest.iter().any(|(la, lm, _)| la == a && lm == m) {
+            latest.push((a.into(), m.into(), v.starts_with("ANOMALY")));
+        }
+    }
+    if latest.is_empty() {
+        return None;
+    }
+    latest.reverse();
+    let mut anomalies: Vec<&str> = latest.iter().map(|(a, _, _)| a.as_str()).collect();
+    anomalies.sort();
+    anomalies.dedup();
+    let modes = |a: &str, happened: bool| {
+        let m: Vec<&str> = latest
+            .iter()
+            .filter(|(la, _, h)| la == a && *h == happened)
+            .map(|(_, m, _)| m.as_str())
+            .collect();
+        if m.is_empty() {
+            "none".to_string()
+        } else {
+            m.join(", ")
+        }
+    };
+    Some(
+        anomalies
+            .iter()
+            .map(|a| {
+                format!(
+                    "{a} happens under {}; prevented by {}",
+                    modes(a, true),
+                    modes(a, false)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
+    )
 }
 
 /// Share of the single-node ceiling at which the decision flips to "shard".
@@ -560,6 +614,38 @@ fn report_charts() -> TableIterator<
 #[pg_schema]
 mod tests {
     use pgrx::prelude::*;
+
+    #[test]
+    fn isolation_verdict_names_the_modes_per_anomaly() {
+        use serde_json::json;
+        let row = |id: i64, a: &str, m: &str, v: &str| super::Row {
+            id,
+            gate: "isolation".into(),
+            label: None,
+            query: None,
+            captured_at: String::new(),
+            pg_version: String::new(),
+            payload: json!({"anomaly": a, "mode": m, "verdict": v}),
+        };
+        let rows = [
+            row(
+                1,
+                "lost_update",
+                "read committed",
+                "prevented: on_hand is 8",
+            ),
+            row(2, "lost_update", "read committed", "ANOMALY: on_hand is 9"),
+            row(3, "lost_update", "serializable", "prevented by error 40001"),
+            row(4, "write_skew", "serializable", "prevented by error 40001"),
+        ];
+        let refs: Vec<&super::Row> = rows.iter().collect();
+        assert_eq!(
+            super::isolation_verdict(&refs).unwrap(),
+            "lost_update happens under read committed; prevented by serializable; \
+             write_skew happens under none; prevented by serializable"
+        );
+        assert!(super::isolation_verdict(&[]).is_none());
+    }
 
     #[test]
     fn shard_decision_flips_at_seventy_percent_of_the_ceiling() {
