@@ -119,6 +119,8 @@ stage "triage: the on-call first look"
 "${PSQL[@]}" -c "SELECT mode, severity, finding, first_fix, probe_ms FROM capstone.triage()" | tee "$OUTDIR/triage.txt"
 
 stage "evidence report: $OUTDIR/REPORT.md"
+# charts of an earlier run would sit beside these under other evidence ids
+rm -rf "$OUTDIR/charts"
 mkdir -p "$OUTDIR/charts"
 "${PSQL[@]}" -qAt -c "SELECT capstone.report()" > "$OUTDIR/REPORT.md"
 # one SVG and one CSV per chart; names come from capstone.report_charts()
