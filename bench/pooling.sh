@@ -409,7 +409,20 @@ SELECT 'pooling', 'storm',
                            :'rec', :'within_nstar', :'within'),
          'table', tab,
          'chart', jsonb_build_object('title', 'Pool-size sweep through PgBouncer', 'kind', 'line',
-                                     'x_label', 'default_pool_size', 'y_label', 'transactions/s', 'series', series))
+                                     'x_label', 'default_pool_size', 'y_label', 'transactions/s', 'series', series),
+         -- the storm itself: latency and refused connections per run (a run that aborted has no p99)
+         'charts', jsonb_build_array(jsonb_build_object(
+           'title', format('Connection storm, %s clients: p99 latency and refused connections, direct vs PgBouncer', :'clients'),
+           'kind', 'bar', 'x_label', 'run', 'y_label', 'p99 ms / refused connections', 'log_y', false,
+           'categories', (SELECT jsonb_agg(x ->> 'run' ORDER BY o) FROM jsonb_array_elements(tab) WITH ORDINALITY e(x, o)),
+           'series', jsonb_build_array(
+             jsonb_build_object('name', 'p99 ms', 'points',
+               coalesce((SELECT jsonb_agg(jsonb_build_array(o - 1, x -> 'p99_ms') ORDER BY o)
+                           FROM jsonb_array_elements(tab) WITH ORDINALITY e(x, o)
+                          WHERE jsonb_typeof(x -> 'p99_ms') = 'number'), '[]')),
+             jsonb_build_object('name', 'refused connections', 'points',
+               (SELECT jsonb_agg(jsonb_build_array(o - 1, x -> 'connection_failures') ORDER BY o)
+                  FROM jsonb_array_elements(tab) WITH ORDINALITY e(x, o)))))))
   FROM d
 RETURNING id;
 SQL

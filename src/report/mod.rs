@@ -351,6 +351,19 @@ pub fn charts(rows: &[Row]) -> Vec<(String, Chart)> {
             let name = format!("{}_{}", r.gate, r.id);
             out.push((name, c));
         }
+        // a capture with more than one chart lists the others under "charts"
+        for (k, c) in r
+            .payload
+            .get("charts")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            if let Ok(c) = serde_json::from_value::<Chart>(c.clone()) {
+                out.push((format!("{}_{}_{}", r.gate, r.id, k + 2), c));
+            }
+        }
     }
     out
 }
@@ -735,7 +748,8 @@ mod tests {
                 "pooling",
                 "storm",
                 format!(
-                    r#""verdict": "pooled storm absorbed", "chart": {}"#,
+                    r#""verdict": "pooled storm absorbed", "chart": {}, "charts": [{}]"#,
+                    chart("pool-size sweep"),
                     chart("storm latency and errors")
                 ),
             ),
@@ -837,7 +851,7 @@ mod tests {
             })
             .collect::<Vec<_>>()
         });
-        assert_eq!(charts.len(), 6, "index proofs + five gate charts");
+        assert_eq!(charts.len(), 7, "index proofs + six gate charts");
         for (name, svg, csv) in &charts {
             assert!(
                 md.contains(&format!("charts/{name}.svg")),
@@ -851,6 +865,7 @@ mod tests {
         }
         for title in [
             "storm latency",
+            "pool-size sweep",
             "backfill rows/s",
             "table size and dead tuples",
             "TPS ceiling",
