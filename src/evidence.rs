@@ -41,12 +41,6 @@ pub struct Captured {
 }
 
 /// Load a capture by id, or raise 42704 naming the id.
-/// A payload as stored (jsonb as text), parsed as deep as plans go: pgrx's own jsonb
-/// decoding stops at 128 levels.
-pub fn parse_payload(text: &str) -> Result<serde_json::Value, crate::plans::plan::PlanError> {
-    crate::plans::plan::parse_json_deep(text)
-}
-
 pub fn load(id: i64) -> Captured {
     let row = Spi::connect(|c| {
         let t = c.select(
@@ -64,7 +58,8 @@ pub fn load(id: i64) -> Captured {
             query: r.get::<String>(3)?,
             payload: match r.get::<String>(4)? {
                 None => serde_json::Value::Null,
-                Some(t) => parse_payload(&t).unwrap_or_else(|e| {
+                // read as text: pgrx's jsonb decoding stops at 128 levels
+                Some(t) => crate::plans::plan::parse_json_deep(&t).unwrap_or_else(|e| {
                     CapstoneError::PrerequisiteState(format!("evidence row {id} cannot be read: {e}"))
                         .raise_hint("the payload nests deeper than capstone reads; look at it with SELECT payload FROM capstone.evidence")
                 }),

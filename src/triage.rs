@@ -358,7 +358,7 @@ fn latest_gap() -> Option<(i64, f64, String)> {
             &[],
         )? {
             if let (Some(id), Some(p)) = (r.get::<i64>(1)?, r.get::<String>(2)?) {
-                if let Ok(p) = crate::evidence::parse_payload(&p) {
+                if let Ok(p) = crate::plans::plan::parse_json_deep(&p) {
                     v.push((id, p));
                 }
             }

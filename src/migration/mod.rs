@@ -115,16 +115,11 @@ pub fn batch_sql(
 /// # Safety
 /// Calls the raw parser; the returned pointer lives in the current memory context.
 unsafe fn parse_one_update(sql: &str) -> Option<*mut pg_sys::UpdateStmt> {
-    let c = std::ffi::CString::new(sql).ok()?;
-    let list = pg_sys::raw_parser(c.as_ptr(), pg_sys::RawParseMode::RAW_PARSE_DEFAULT);
-    if list.is_null() || (*list).length != 1 {
+    let stmts = crate::parse::raw_statements(sql, "set_clause and where_clause");
+    if stmts.len() != 1 || (*stmts[0]).type_ != pg_sys::NodeTag::T_UpdateStmt {
         return None;
     }
-    let raw = (*(*list).elements).ptr_value as *mut pg_sys::RawStmt;
-    if raw.is_null() || (*(*raw).stmt).type_ != pg_sys::NodeTag::T_UpdateStmt {
-        return None;
-    }
-    let u = (*raw).stmt as *mut pg_sys::UpdateStmt;
+    let u = stmts[0] as *mut pg_sys::UpdateStmt;
     #[cfg(feature = "pg18")]
     let returning = !(*u).returningClause.is_null();
     #[cfg(not(feature = "pg18"))]
@@ -541,20 +536,17 @@ fn safe_ddl(
             600_000,
         );
         let max_retries = check_range("max_retries", max_retries.unwrap_or(10), 0, 100);
-        let c = std::ffi::CString::new(ddl.clone()).unwrap_or_else(|_| {
-            CapstoneError::InvalidParameter("ddl must not contain NUL bytes".into()).raise()
-        });
+        let stmts = crate::parse::raw_statements(&ddl, "ddl");
         let target = unsafe {
-            let list = pg_sys::raw_parser(c.as_ptr(), pg_sys::RawParseMode::RAW_PARSE_DEFAULT);
-            let n = if list.is_null() { 0 } else { (*list).length };
+            let n = stmts.len();
             if n != 1 {
                 CapstoneError::Syntax(format!("ddl must be exactly one statement (got {n})"))
                     .raise_hint(
                         "run each DDL statement in its own call, so each gets its own lock timeout",
                     );
             }
-            let raw = (*(*list).elements).ptr_value as *mut pg_sys::RawStmt;
-            let tag = (*(*raw).stmt).type_;
+            let stmt = stmts[0];
+            let tag = (*stmt).type_;
             if matches!(
                 tag,
                 pg_sys::NodeTag::T_SelectStmt
@@ -576,13 +568,10 @@ fn safe_ddl(
             // the table the statement names, for the risk grade
             match tag {
                 pg_sys::NodeTag::T_AlterTableStmt => {
-                    let s = (*(*raw).stmt).type_;
-                    let _ = s;
-                    let at = (*raw).stmt as *mut pg_sys::AlterTableStmt;
-                    rv_name((*at).relation)
+                    rv_name((*(stmt as *mut pg_sys::AlterTableStmt)).relation)
                 }
                 pg_sys::NodeTag::T_IndexStmt => {
-                    rv_name((*((*raw).stmt as *mut pg_sys::IndexStmt)).relation)
+                    rv_name((*(stmt as *mut pg_sys::IndexStmt)).relation)
                 }
                 _ => None,
             }
@@ -591,20 +580,16 @@ fn safe_ddl(
         let (bytes, rows) = target
             .as_ref()
             .and_then(|t| {
-                // the name in the statement resolves as the caller's DDL will resolve it
-                let relid = crate::search_path::as_caller(|| {
-                    Spi::get_one_with_args::<pg_sys::Oid>(
-                        "SELECT pg_catalog.to_regclass($1)::pg_catalog.oid",
+                // the name in the statement resolves as the caller's DDL will resolve it;
+                // everything else in the query is qualified, so the caller's path is safe here
+                crate::search_path::as_caller(|| {
+                    Spi::get_two_with_args::<i64, f64>(
+                        "SELECT pg_catalog.pg_total_relation_size(c.oid), c.reltuples::pg_catalog.float8
+                           FROM pg_catalog.pg_class c
+                          WHERE c.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass($1)::pg_catalog.oid",
                         &[t.clone().into()],
                     )
                 })
-                .ok()
-                .flatten()?;
-                Spi::get_two_with_args::<i64, f64>(
-                    "SELECT pg_catalog.pg_total_relation_size(c.oid), c.reltuples::float8 FROM pg_catalog.pg_class c
-                      WHERE c.oid = $1",
-                    &[relid.into()],
-                )
                 .ok()
             })
             .map(|(b, r)| (b.unwrap_or(0), r.unwrap_or(0.0)))

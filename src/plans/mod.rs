@@ -22,23 +22,6 @@ use serde_json::{json, Value};
 /// The statement kinds `capstone.explain` accepts.
 const ACCEPTED: &str = "SELECT, INSERT, UPDATE, DELETE and MERGE";
 
-/// How many statements `sql` holds (0 for only semicolons and comments). Syntax errors
-/// come from PostgreSQL's parser (42601).
-fn statement_count(sql: &str) -> i32 {
-    let Ok(c) = std::ffi::CString::new(sql) else {
-        CapstoneError::InvalidParameter("SQL must not contain NUL bytes".into()).raise()
-    };
-    // SAFETY: the raw parser on a NUL-terminated string; only the list length is read
-    unsafe {
-        let list = pg_sys::raw_parser(c.as_ptr(), pg_sys::RawParseMode::RAW_PARSE_DEFAULT);
-        if list.is_null() {
-            0
-        } else {
-            (*list).length
-        }
-    }
-}
-
 /// Check that `query` is exactly one explainable statement. Syntax errors come
 /// from PostgreSQL's own parser with its message and SQLSTATE 42601.
 pub fn validate_statement(query: Option<&str>) -> String {
@@ -52,12 +35,9 @@ pub fn validate_statement(query: Option<&str>) -> String {
         CapstoneError::InvalidParameter("query must not be empty".into())
             .raise_hint(format!("pass one {ACCEPTED} statement as text"));
     }
-    let cq = std::ffi::CString::new(q).unwrap_or_else(|_| {
-        CapstoneError::InvalidParameter("query must not contain NUL bytes".into()).raise()
-    });
+    let stmts = crate::parse::raw_statements(q, "query");
+    let n = stmts.len();
     unsafe {
-        let list = pg_sys::raw_parser(cq.as_ptr(), pg_sys::RawParseMode::RAW_PARSE_DEFAULT);
-        let n = if list.is_null() { 0 } else { (*list).length };
         if n == 0 {
             CapstoneError::InvalidParameter("query contains no statement".into())
                 .raise_hint(format!("pass one {ACCEPTED} statement as text"));
@@ -66,8 +46,7 @@ pub fn validate_statement(query: Option<&str>) -> String {
             CapstoneError::Syntax(format!("query must be exactly one statement (got {n})"))
                 .raise_hint("run each statement in its own call; capstone never runs a second statement hidden in the text");
         }
-        let raw = (*(*list).elements).ptr_value as *mut pg_sys::RawStmt;
-        let node = (*raw).stmt;
+        let node = stmts[0];
         let tag = (*node).type_;
         let ok = match tag {
             pg_sys::NodeTag::T_SelectStmt => {
@@ -440,7 +419,7 @@ fn explain_diff_change(
     crate::search_path::guarded(|| {
         let q = validate_statement(query.as_deref());
         let change = crate::error::required(change, "change");
-        if change.trim().is_empty() || statement_count(&change) == 0 {
+        if change.trim().is_empty() || crate::parse::raw_statements(&change, "change").is_empty() {
             CapstoneError::InvalidParameter("change must not be empty".into()).raise_hint(
                 "pass the SQL that should make the query faster, e.g. 'CREATE INDEX ...; ANALYZE ...'",
             );

@@ -2153,32 +2153,22 @@ mod tests {
 
     #[test]
     fn deep_nesting_is_an_error_not_a_crash() {
-        let depth = 5000;
-        let mut s = String::new();
-        for _ in 0..depth {
-            s.push_str(r#"{"Node Type": "Limit", "Plans": ["#);
-        }
-        s.push_str(r#"{"Node Type": "Result"}"#);
-        for _ in 0..depth {
-            s.push_str("]}");
-        }
-        let text = format!(r#"{{"Plan": {s}}}"#);
+        // a chain of `levels` Limit nodes above a Result, as EXPLAIN prints it
+        let nested = |levels: usize| {
+            format!(
+                r#"[{{"Plan": {}{{"Node Type": "Result"}}{}}}]"#,
+                r#"{"Node Type": "Limit", "Plans": ["#.repeat(levels),
+                "]}".repeat(levels)
+            )
+        };
         assert!(matches!(
-            parse_explain_json(&text),
+            parse_explain_json(&nested(5000)),
             Err(PlanError::TooDeep { .. })
         ));
         // Past serde_json's own limit of 128 JSON levels (about 62 plan levels), up to
         // MAX_PLAN_DEPTH, the tree parses and derives fine.
         for levels in [40, 150, MAX_PLAN_DEPTH] {
-            let mut s = String::new();
-            for _ in 0..levels {
-                s.push_str(r#"{"Node Type": "Limit", "Plans": ["#);
-            }
-            s.push_str(r#"{"Node Type": "Result"}"#);
-            for _ in 0..levels {
-                s.push_str("]}");
-            }
-            let p = parse_explain_json(&format!(r#"[{{"Plan": {s}}}]"#)).unwrap();
+            let p = parse_explain_json(&nested(levels)).unwrap();
             assert_eq!(p.node_count(), levels + 1);
             assert_eq!(flatten(&p).last().map(|f| f.depth), Some(levels));
             assert_eq!(diff_plans(&p, &p).len(), 1);

@@ -65,7 +65,7 @@ fn load_rows() -> Vec<Row> {
                 payload: match r.get::<String>(7)? {
                     None => Value::Null,
                     // one unreadable row is reported as such, never takes the report down
-                    Some(t) => crate::evidence::parse_payload(&t).unwrap_or_else(|e| {
+                    Some(t) => plan::parse_json_deep(&t).unwrap_or_else(|e| {
                         serde_json::json!({"summary": format!("(payload not readable: {e})")})
                     }),
                 },
