@@ -13,7 +13,10 @@ CREATE TABLE IF NOT EXISTS capstone.worker_smoke_log (
     wrote_at     timestamptz NOT NULL DEFAULT clock_timestamp()
 );
 COMMENT ON TABLE capstone.worker_smoke_log IS
-  'Rows written by capstone smoke workers; each names the database and role the worker ran as.';
+  'Rows written by capstone smoke workers; each names the database and role the worker ran as. Written only by capstone; each role reads its own.';
+ALTER TABLE capstone.worker_smoke_log ENABLE ROW LEVEL SECURITY;
+CREATE POLICY worker_smoke_log_owner ON capstone.worker_smoke_log
+    USING (role = current_user) WITH CHECK (role = current_user);
 
 -- The evidence store: every gate writes what it measured here. One row per capture.
 CREATE TABLE IF NOT EXISTS capstone.evidence (
@@ -31,14 +34,14 @@ CREATE TABLE IF NOT EXISTS capstone.evidence (
 );
 CREATE INDEX IF NOT EXISTS evidence_gate_idx ON capstone.evidence (gate, captured_at);
 COMMENT ON TABLE capstone.evidence IS
-  'What each gate measured: one row per capture, with the query, the non-default settings, the server version and the raw payload (plan JSON, samples, figures). Rows are visible to the role that captured them (row-level security); superusers see all.';
+  'What each gate measured: one row per capture, with the query, the non-default settings, the server version and the raw payload (plan JSON, samples, figures). Written only by capstone''s functions, naming the role that ran them; each role reads its own rows (row-level security), and capstone.report() shows only the reader''s own unless asked for other roles.';
 ALTER TABLE capstone.evidence ENABLE ROW LEVEL SECURITY;
 CREATE POLICY evidence_owner ON capstone.evidence
     USING (captured_by = current_user) WITH CHECK (captured_by = current_user);
 
 -- The plan-regression gate's watch list.
 CREATE TABLE IF NOT EXISTS capstone.watched_queries (
-    name              text PRIMARY KEY,
+    name              text NOT NULL,
     sql               text NOT NULL,
     max_q_error       double precision,
     seqscan_allowed   text[] NOT NULL DEFAULT '{}',
@@ -46,12 +49,18 @@ CREATE TABLE IF NOT EXISTS capstone.watched_queries (
     max_ms            double precision,
     enabled           boolean NOT NULL DEFAULT true,
     created_at        timestamptz NOT NULL DEFAULT now(),
+    -- the role whose plan gate runs it (added in 0.3.0)
+    owner             name NOT NULL DEFAULT current_user,
     CONSTRAINT watched_queries_q_check CHECK (max_q_error IS NULL OR max_q_error >= 1),
     CONSTRAINT watched_queries_ms_check CHECK (max_ms IS NULL OR max_ms > 0),
-    CONSTRAINT watched_queries_rows_check CHECK (seqscan_min_rows >= 0)
+    CONSTRAINT watched_queries_rows_check CHECK (seqscan_min_rows >= 0),
+    CONSTRAINT watched_queries_pkey PRIMARY KEY (owner, name)
 );
 COMMENT ON TABLE capstone.watched_queries IS
-  'Queries the plan gate runs: a query fails when it seq-scans a table of more than seqscan_min_rows rows not listed in seqscan_allowed, when a node''s q-error exceeds max_q_error (default capstone.gap_threshold), or when it runs longer than max_ms.';
+  'Queries the plan gate runs, each for the role that owns it (row-level security: a role sees, adds and changes only its own, and plan_gate runs only the caller''s): a query fails when it seq-scans a table of more than seqscan_min_rows rows not listed in seqscan_allowed, when a node''s q-error exceeds max_q_error (default capstone.gap_threshold), or when it runs longer than max_ms.';
+ALTER TABLE capstone.watched_queries ENABLE ROW LEVEL SECURITY;
+CREATE POLICY watched_queries_owner ON capstone.watched_queries
+    USING (owner = current_user) WITH CHECK (owner = current_user);
 
 -- Migration gate: backfill jobs run by background workers, one row per job and per batch.
 CREATE TABLE IF NOT EXISTS capstone.backfill_jobs (
@@ -106,7 +115,8 @@ CREATE POLICY backfill_jobs_owner ON capstone.backfill_jobs
     USING (role_name = current_user) WITH CHECK (role_name = current_user);
 ALTER TABLE capstone.backfill_batches ENABLE ROW LEVEL SECURITY;
 CREATE POLICY backfill_batches_owner ON capstone.backfill_batches
-    USING (EXISTS (SELECT 1 FROM capstone.backfill_jobs j WHERE j.id = job_id));
+    USING (EXISTS (SELECT 1 FROM capstone.backfill_jobs j WHERE j.id = job_id))
+    WITH CHECK (EXISTS (SELECT 1 FROM capstone.backfill_jobs j WHERE j.id = job_id));
 
 -- safe_ddl attempts, for the runbook's evidence.
 CREATE TABLE IF NOT EXISTS capstone.ddl_attempts (
@@ -119,3 +129,8 @@ CREATE TABLE IF NOT EXISTS capstone.ddl_attempts (
     role_name   name NOT NULL DEFAULT current_user,
     at          timestamptz NOT NULL DEFAULT clock_timestamp()
 );
+COMMENT ON TABLE capstone.ddl_attempts IS
+  'Every capstone.safe_ddl attempt: the statement (redacted when it may carry a password or connection string), how long it waited, and its SQLSTATE. Written only by capstone; each role reads its own.';
+ALTER TABLE capstone.ddl_attempts ENABLE ROW LEVEL SECURITY;
+CREATE POLICY ddl_attempts_owner ON capstone.ddl_attempts
+    USING (role_name = current_user) WITH CHECK (role_name = current_user);

@@ -10,12 +10,13 @@ COMMENT ON FUNCTION capstone.version() IS
 REVOKE ALL ON FUNCTION capstone.worker_smoke() FROM PUBLIC;
 COMMENT ON FUNCTION capstone.worker_smoke() IS
   'Starts a dynamic background worker in this database as the current role; it writes one row and exits. Returns what the worker saw.';
--- A granted role's worker runs as that role, so it needs to write its proof row.
-GRANT SELECT, INSERT ON capstone.worker_smoke_log TO PUBLIC;
+-- capstone's own records (evidence, job progress, DDL attempts, worker proofs) are written
+-- only by capstone, as the owner of these tables (src/owner.rs), naming the role that ran
+-- the function; no role may INSERT, UPDATE or DELETE them by hand. Each role reads only its
+-- own rows (row-level security).
+GRANT SELECT ON capstone.worker_smoke_log TO PUBLIC;
 GRANT USAGE ON SEQUENCE capstone.worker_token_seq TO PUBLIC;
-
--- The evidence store: anyone may write and read their own captures (row-level security).
-GRANT SELECT, INSERT ON capstone.evidence TO PUBLIC;
+GRANT SELECT ON capstone.evidence TO PUBLIC;
 
 -- The lab
 REVOKE ALL ON FUNCTION capstone.lab_install(double precision, integer, timestamptz, boolean) FROM PUBLIC;
@@ -36,11 +37,13 @@ COMMENT ON FUNCTION capstone.explain_diff(text, text, text, integer) IS
   'Before/after proof: runs the query, applies change (kept; if it fails nothing of it is applied), runs the query again, and returns one row per changed plan node (scan method, join method, join order, time, buffers, rows) plus a statement summary.';
 COMMENT ON FUNCTION capstone.explain_diff(bigint, bigint) IS
   'Diffs two stored captures, node by node, aligned by relation and position.';
+-- Each role keeps its own watch list (row-level security); plan_gate runs only the caller's.
+GRANT SELECT, INSERT, UPDATE, DELETE ON capstone.watched_queries TO PUBLIC;
 REVOKE ALL ON FUNCTION capstone.plan_gate() FROM PUBLIC;
 REVOKE ALL ON FUNCTION capstone.plan_gate_json() FROM PUBLIC;
 REVOKE ALL ON FUNCTION capstone.assert_plans() FROM PUBLIC;
 COMMENT ON FUNCTION capstone.plan_gate() IS
-  'Runs every enabled capstone.watched_queries entry and returns pass/fail with reasons: a seq scan on a large table not allowed for it, a q-error above its limit, or a time over its budget.';
+  'Runs every enabled capstone.watched_queries entry of the calling role and returns pass/fail with reasons: a seq scan on a large table not allowed for it, a q-error above its limit, or a time over its budget.';
 COMMENT ON FUNCTION capstone.plan_gate_json() IS 'The plan gate''s verdict as one jsonb document.';
 COMMENT ON FUNCTION capstone.assert_plans() IS
   'Raises an error (so psql -v ON_ERROR_STOP=1 exits non-zero) when any watched query fails the plan gate.';
@@ -55,11 +58,12 @@ COMMENT ON FUNCTION capstone.shard_plan(name, name, integer) IS
 COMMENT ON FUNCTION capstone.triage(integer) IS
   'On-call first look: one row per failure mode (schema, index, statistics, bloat, pooling, migration, sharding), each from a live diagnostic query run under a lock timeout and a statement timeout (probe_timeout_ms), with what it found, a severity and the first fix as SQL.';
 
--- The report: reads the caller's own evidence (row-level security) and runs triage.
-COMMENT ON FUNCTION capstone.report() IS
-  'The evidence report as Markdown: for each gate the claim, the captured proof (plans before/after, gap tables, figures) and the verdict, or which gates have no evidence yet; ends with a live triage.';
-COMMENT ON FUNCTION capstone.report_charts() IS
-  'The charts the report links, as SVG with their data as CSV (file_name.svg / file_name.csv).';
+-- The report: reads the caller's own evidence (and, when asked, other roles' that the
+-- caller may see) and runs triage.
+COMMENT ON FUNCTION capstone.report(text[]) IS
+  'The evidence report as Markdown: for each gate the claim, the captured proof (plans before/after, gap tables, figures) and the verdict, or which gates have no evidence yet; ends with a live triage. Shows only evidence the reader captured, unless roles names others (e.g. report(roles => array[''alice'', current_user])): each other role''s evidence is a part of its own, every section and verdict naming the role.';
+COMMENT ON FUNCTION capstone.report_charts(text[]) IS
+  'The charts the report links, as SVG with their data as CSV (file_name.svg / file_name.csv), with the role whose evidence each draws; roles as in capstone.report.';
 
 -- Isolation: opens sessions and writes fixture rows: granted deliberately.
 REVOKE ALL ON FUNCTION capstone.anomaly_demo(text, text) FROM PUBLIC;
@@ -68,7 +72,7 @@ COMMENT ON FUNCTION capstone.anomaly_demo(text, text) IS
 
 -- Migration: starting jobs and running DDL change data and schema: granted deliberately.
 GRANT SELECT ON capstone.backfill_jobs, capstone.backfill_batches TO PUBLIC;
-GRANT SELECT, INSERT ON capstone.ddl_attempts TO PUBLIC;
+GRANT SELECT ON capstone.ddl_attempts TO PUBLIC;
 REVOKE ALL ON FUNCTION capstone.backfill_start(regclass, text, text, integer, interval, interval, integer) FROM PUBLIC;
 REVOKE ALL ON FUNCTION capstone.backfill_pause(bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION capstone.backfill_resume(bigint) FROM PUBLIC;

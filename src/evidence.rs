@@ -4,8 +4,8 @@ use crate::error::CapstoneError;
 use pgrx::prelude::*;
 use pgrx::JsonB;
 
-/// Store one capture and return its id. Runs as the caller (row-level security
-/// ties the row to the capturing role).
+/// Store one capture and return its id. The row names the caller as its author;
+/// only capstone writes evidence (PUBLIC may read its own rows, never write them).
 pub fn store(
     gate: &str,
     label: Option<&str>,
@@ -13,22 +13,26 @@ pub fn store(
     settings: serde_json::Value,
     payload: serde_json::Value,
 ) -> i64 {
-    Spi::get_one_with_args::<i64>(
-        "INSERT INTO capstone.evidence (gate, label, query, settings, payload)
-         VALUES ($1, $2, $3, $4, $5) RETURNING id",
-        &[
-            gate.into(),
-            label.into(),
-            query.into(),
-            JsonB(settings).into(),
-            JsonB(payload).into(),
-        ],
-    )
+    let by = crate::owner::caller();
+    crate::owner::write(|| {
+        Spi::get_one_with_args::<i64>(
+            "INSERT INTO capstone.evidence (gate, label, query, settings, payload, captured_by)
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+            &[
+                gate.into(),
+                label.into(),
+                query.into(),
+                JsonB(settings).into(),
+                JsonB(payload).into(),
+                by.into(),
+            ],
+        )
+    })
     .ok()
     .flatten()
     .unwrap_or_else(|| {
         CapstoneError::PrerequisiteState("could not store evidence".into())
-            .raise_hint("check that capstone.evidence exists and the role may INSERT into it")
+            .raise_hint("check that capstone.evidence exists (ALTER EXTENSION capstone UPDATE)")
     })
 }
 
@@ -38,13 +42,16 @@ pub struct Captured {
     pub label: Option<String>,
     pub query: Option<String>,
     pub payload: serde_json::Value,
+    pub captured_by: String,
 }
 
-/// Load a capture by id, or raise 42704 naming the id.
+/// Load a capture by id, or raise 42704 naming the id. A role sees only its own
+/// captures (row-level security); a role that bypasses it (a superuser) is told whose
+/// capture it is reading when it is not its own.
 pub fn load(id: i64) -> Captured {
     let row = Spi::connect(|c| {
         let t = c.select(
-            "SELECT gate, label, query, payload::text FROM capstone.evidence WHERE id = $1",
+            "SELECT gate, label, query, payload::text, captured_by::text FROM capstone.evidence WHERE id = $1",
             Some(1),
             &[id.into()],
         )?;
@@ -64,10 +71,19 @@ pub fn load(id: i64) -> Captured {
                         .raise_hint("the payload nests deeper than capstone reads; look at it with SELECT payload FROM capstone.evidence")
                 }),
             },
+            captured_by: r.get::<String>(5)?.unwrap_or_default(),
         }))
     });
     match row {
-        Ok(Some(c)) => c,
+        Ok(Some(c)) => {
+            if c.captured_by != crate::owner::caller() {
+                notice!(
+                    "evidence row {id} was captured by role {}, not by you",
+                    c.captured_by
+                );
+            }
+            c
+        }
         _ => CapstoneError::UndefinedObject(format!("evidence row {id} does not exist")).raise_hint(
             "list captures with SELECT id, gate, label, captured_at FROM capstone.evidence ORDER BY id DESC",
         ),

@@ -15,6 +15,7 @@ pub mod health;
 pub mod isolation;
 pub mod lab;
 pub mod migration;
+pub mod owner;
 pub mod parse;
 pub mod plans;
 pub mod pooling;

@@ -62,6 +62,11 @@ fn with_path<R>(path: &str, f: impl FnOnce() -> R) -> R {
     r
 }
 
+/// Run capstone's own statements under the pinned path, whatever the caller's is.
+pub fn pinned<R>(f: impl FnOnce() -> R) -> R {
+    with_path(PINNED, f)
+}
+
 /// Forgets the caller's path when the guarded call ends, also when it unwinds.
 struct Restore(Option<String>);
 

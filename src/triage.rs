@@ -352,7 +352,7 @@ fn latest_gap() -> Option<(i64, f64, String)> {
         let mut v = Vec::new();
         for r in c.select(
             "SELECT id, (payload->'plan')::text FROM capstone.evidence
-              WHERE gate IN ('plans', 'statistics') AND payload ? 'plan'
+              WHERE gate IN ('plans', 'statistics') AND payload ? 'plan' AND captured_by = current_user
               ORDER BY id DESC LIMIT 20",
             None,
             &[],

@@ -211,12 +211,16 @@ pub extern "C-unwind" fn capstone_smoke_main(_arg: pg_sys::Datum) {
         return;
     };
     BackgroundWorker::transaction(|| {
-        Spi::run_with_args(
-            "INSERT INTO capstone.worker_smoke_log (token, pid, database, role, backend_type)
-             SELECT $1, pg_backend_pid(), current_database(), current_user::text,
-                    (SELECT backend_type FROM pg_catalog.pg_stat_activity WHERE pid = pg_backend_pid())",
-            &[ident.token.into()],
-        )
+        // the role this worker runs as, read before capstone writes its proof row
+        let role = crate::owner::caller();
+        crate::owner::write(|| {
+            Spi::run_with_args(
+                "INSERT INTO capstone.worker_smoke_log (token, pid, database, role, backend_type)
+                 SELECT $1, pg_backend_pid(), current_database(), $2,
+                        (SELECT backend_type FROM pg_catalog.pg_stat_activity WHERE pid = pg_backend_pid())",
+                &[ident.token.into(), role.into()],
+            )
+        })
     })
     .unwrap_or_else(|e| log!("capstone smoke worker: insert failed: {e}"));
 }
@@ -273,7 +277,7 @@ fn worker_smoke() -> TableIterator<
     match row {
         Ok(Some((pid, db, role, bt))) => TableIterator::once((pid, db, role, bt, elapsed_ms)),
         _ => CapstoneError::PrerequisiteState("the smoke worker exited without writing its row".into())
-            .raise_hint("check the server log for the worker's error, and that the role may INSERT into capstone.worker_smoke_log"),
+            .raise_hint("check the server log for the worker's error, and that capstone.worker_smoke_log exists"),
     }
 }
 

@@ -452,7 +452,7 @@ fn load_scenario(id: Option<i64>) -> Scenario {
         Some(id) => id,
         None => Spi::get_one::<i64>(
             "SELECT id FROM capstone.evidence
-              WHERE gate = 'bloat' AND label LIKE 'bloat scenario: start%'
+              WHERE gate = 'bloat' AND label LIKE 'bloat scenario: start%' AND captured_by = current_user
               ORDER BY id DESC LIMIT 1",
         )
         .ok()
@@ -510,7 +510,8 @@ fn vacuum_in_worker(s: &Scenario, step: i64) -> (estimate::VacuumReport, Vec<Str
     worker::wait_for_exit(handle, "bloat vacuum", timeout());
     let payload = Spi::get_one_with_args::<JsonB>(
         "SELECT payload FROM capstone.evidence
-          WHERE gate = 'bloat' AND payload->>'token' = $1 ORDER BY id DESC LIMIT 1",
+          WHERE gate = 'bloat' AND payload->>'token' = $1 AND captured_by = current_user
+          ORDER BY id DESC LIMIT 1",
         &[token.to_string().into()],
     )
     .ok()
@@ -745,7 +746,8 @@ fn bloat_scenario_finish(
     let s = load_scenario(scenario_id);
     let done = format!("bloat scenario {}: finish", s.id);
     let finished = Spi::get_one_with_args::<bool>(
-        "SELECT EXISTS (SELECT 1 FROM capstone.evidence WHERE gate = 'bloat' AND label = $1)",
+        "SELECT EXISTS (SELECT 1 FROM capstone.evidence
+                         WHERE gate = 'bloat' AND label = $1 AND captured_by = current_user)",
         &[done.as_str().into()],
     )
     .ok()

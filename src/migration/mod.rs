@@ -298,11 +298,14 @@ fn backfill_start(
             }
             Err(e) => (*e).rethrow(),
         };
-        let id = Spi::get_one_with_args::<i64>(
+        // the job row is capstone's record: written as the tables' owner, naming the caller
+        let role_oid = unsafe { pg_sys::GetUserId() };
+        let role_name = crate::owner::caller();
+        let id = crate::owner::write(|| Spi::get_one_with_args::<i64>(
             "INSERT INTO capstone.backfill_jobs (relid, relname, key_columns, set_clause, where_clause, batch_size,
                                                  lock_timeout_ms, pause_ms, max_retries, state, role_oid, role_name,
                                                  database_oid, key_hi, rows_estimate, search_path)
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, current_user::regrole::oid, current_user,
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $13, $14,
                     (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database()), $11,
                     greatest((SELECT reltuples FROM pg_catalog.pg_class WHERE oid = $1), 0)::bigint, $12
              RETURNING id",
@@ -319,15 +322,18 @@ fn backfill_start(
                 (if key_hi.is_some() { "queued" } else { "done" }).into(),
                 key_hi.into(),
                 crate::search_path::caller().into(),
+                role_oid.into(),
+                role_name.clone().into(),
             ],
-        )
+        ))
         .ok()
         .flatten()
         .unwrap_or_else(|| CapstoneError::PrerequisiteState("could not record the backfill job".into()).raise());
         // start now if a worker slot is free; otherwise the launcher starts it later
-        let running = Spi::get_one::<i64>(
+        // every role's running jobs share the worker slots
+        let running = crate::owner::write(|| Spi::get_one::<i64>(
             "SELECT count(*) FROM capstone.backfill_jobs WHERE state = 'running'",
-        )
+        ))
         .ok()
         .flatten()
         .unwrap_or(0);
@@ -362,7 +368,7 @@ fn backfill_status(
 > {
     if let Some(j) = job {
         let exists = Spi::get_one_with_args::<bool>(
-            "SELECT EXISTS (SELECT 1 FROM capstone.backfill_jobs WHERE id = $1)",
+            "SELECT EXISTS (SELECT 1 FROM capstone.backfill_jobs WHERE id = $1 AND role_name = current_user)",
             &[j.into()],
         )
         .ok()
@@ -382,7 +388,8 @@ fn backfill_status(
                     CASE WHEN started_at IS NOT NULL AND coalesce(finished_at, clock_timestamp()) > started_at
                          THEN rows_done / extract(epoch FROM coalesce(finished_at, clock_timestamp()) - started_at) END::float8,
                     batches_done, retries, lock_timeouts, last_error, role_name::text
-               FROM capstone.backfill_jobs WHERE $1::bigint IS NULL OR id = $1 ORDER BY id",
+               FROM capstone.backfill_jobs
+              WHERE role_name = current_user AND ($1::bigint IS NULL OR id = $1) ORDER BY id",
             None,
             &[job.into()],
         )? {
@@ -419,7 +426,7 @@ fn backfill_status(
 fn set_state(job: Option<i64>, allowed_from: &[&str], to: &str) -> String {
     let j = required(job, "job");
     let cur = Spi::get_one_with_args::<String>(
-        "SELECT state FROM capstone.backfill_jobs WHERE id = $1",
+        "SELECT state FROM capstone.backfill_jobs WHERE id = $1 AND role_name = current_user",
         &[j.into()],
     )
     .ok()
@@ -437,12 +444,15 @@ fn set_state(job: Option<i64>, allowed_from: &[&str], to: &str) -> String {
             allowed_from.join(" or ")
         ));
     }
-    Spi::run_with_args(
-        "UPDATE capstone.backfill_jobs SET state = $2, updated_at = clock_timestamp(),
-                finished_at = CASE WHEN $2 = 'cancelled' THEN clock_timestamp() ELSE finished_at END
-          WHERE id = $1",
-        &[j.into(), to.into()],
-    )
+    let by = crate::owner::caller();
+    crate::owner::write(|| {
+        Spi::run_with_args(
+            "UPDATE capstone.backfill_jobs SET state = $2, updated_at = clock_timestamp(),
+                    finished_at = CASE WHEN $2 = 'cancelled' THEN clock_timestamp() ELSE finished_at END
+              WHERE id = $1 AND role_name = $3",
+            &[j.into(), to.into(), by.into()],
+        )
+    })
     .unwrap_or_else(|e| {
         CapstoneError::PrerequisiteState(format!("could not update job {j}: {e}")).raise()
     });
@@ -537,7 +547,7 @@ fn safe_ddl(
         );
         let max_retries = check_range("max_retries", max_retries.unwrap_or(10), 0, 100);
         let stmts = crate::parse::raw_statements(&ddl, "ddl");
-        let target = unsafe {
+        let (target, secret) = unsafe {
             let n = stmts.len();
             if n != 1 {
                 CapstoneError::Syntax(format!("ddl must be exactly one statement (got {n})"))
@@ -565,8 +575,21 @@ fn safe_ddl(
                 )
                 .raise_hint("use capstone.backfill_start for data changes; run the rest yourself");
             }
+            // what the attempt log must never keep: a statement that can carry a password
+            // or a connection string
+            let secret = match tag {
+                pg_sys::NodeTag::T_CreateRoleStmt => Some("CREATE ROLE"),
+                pg_sys::NodeTag::T_AlterRoleStmt => Some("ALTER ROLE"),
+                pg_sys::NodeTag::T_CreateUserMappingStmt => Some("CREATE USER MAPPING"),
+                pg_sys::NodeTag::T_AlterUserMappingStmt => Some("ALTER USER MAPPING"),
+                pg_sys::NodeTag::T_CreateForeignServerStmt => Some("CREATE SERVER"),
+                pg_sys::NodeTag::T_AlterForeignServerStmt => Some("ALTER SERVER"),
+                pg_sys::NodeTag::T_CreateSubscriptionStmt => Some("CREATE SUBSCRIPTION"),
+                pg_sys::NodeTag::T_AlterSubscriptionStmt => Some("ALTER SUBSCRIPTION"),
+                _ => None,
+            };
             // the table the statement names, for the risk grade
-            match tag {
+            let target = match tag {
                 pg_sys::NodeTag::T_AlterTableStmt => {
                     rv_name((*(stmt as *mut pg_sys::AlterTableStmt)).relation)
                 }
@@ -574,7 +597,16 @@ fn safe_ddl(
                     rv_name((*(stmt as *mut pg_sys::IndexStmt)).relation)
                 }
                 _ => None,
-            }
+            };
+            (target, secret)
+        };
+        // the text and errors kept in capstone.ddl_attempts
+        let (logged_ddl, redacted) = match secret {
+            Some(kind) => (
+                format!("{kind} … (redacted: the statement may carry a password or connection string)"),
+                true,
+            ),
+            None => (ddl.clone(), false),
         };
         let warnings = ddl_warnings(&ddl);
         let (bytes, rows) = target
@@ -652,10 +684,29 @@ fn safe_ddl(
                     (format!("{c}: {m}"), Some(c), Some(m))
                 }
             };
-            let _ = Spi::run_with_args(
-                "INSERT INTO capstone.ddl_attempts (ddl, attempt, waited_ms, sqlstate, error) VALUES ($1, $2, $3, $4, $5)",
-                &[ddl.clone().into(), attempt.into(), waited.into(), code.clone().into(), msg.clone().into()],
-            );
+            let logged_error = if redacted {
+                msg.as_ref().map(|_| "(redacted)".to_string())
+            } else {
+                msg.clone()
+            };
+            let by = crate::owner::caller();
+            crate::owner::write(|| {
+                Spi::run_with_args(
+                    "INSERT INTO capstone.ddl_attempts (ddl, attempt, waited_ms, sqlstate, error, role_name)
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                    &[
+                        logged_ddl.clone().into(),
+                        attempt.into(),
+                        waited.into(),
+                        code.clone().into(),
+                        logged_error.into(),
+                        by.into(),
+                    ],
+                )
+            })
+            .unwrap_or_else(|e| {
+                CapstoneError::PrerequisiteState(format!("could not log the attempt: {e}")).raise()
+            });
             out.push((
                 attempt,
                 (waited * 100.0).round() / 100.0,

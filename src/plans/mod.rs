@@ -532,7 +532,8 @@ fn watched() -> Vec<Watched> {
         let mut out = Vec::new();
         for r in c.select(
             "SELECT name, sql, max_q_error, seqscan_allowed, seqscan_min_rows, max_ms
-               FROM capstone.watched_queries WHERE enabled ORDER BY name",
+               FROM capstone.watched_queries
+              WHERE enabled AND owner = current_user ORDER BY name",
             None,
             &[],
         )? {

@@ -20,6 +20,8 @@ pub struct Row {
     pub captured_at: String,
     pub pg_version: String,
     pub payload: Value,
+    /// the role that captured it
+    pub captured_by: String,
 }
 
 /// What each gate claims, and how to produce its evidence.
@@ -46,14 +48,20 @@ pub const GATES: &[(&str, &str, &str)] = &[
      "bench/load.sh"),
 ];
 
-fn load_rows() -> Vec<Row> {
+/// The evidence a report reads: the reader's own captures, or those of the named roles
+/// (row-level security still limits a role that does not bypass it to its own).
+fn load_rows(roles: Option<Vec<String>>) -> Vec<Row> {
     Spi::connect(|c| {
         let mut out = Vec::new();
         for r in c.select(
-            "SELECT id, gate, label, query, to_char(captured_at, 'YYYY-MM-DD HH24:MI:SS TZ'), pg_version, payload::text
-               FROM capstone.evidence ORDER BY id",
+            "SELECT id, gate, label, query, to_char(captured_at, 'YYYY-MM-DD HH24:MI:SS TZ'), pg_version, payload::text,
+                    captured_by::text
+               FROM capstone.evidence
+              WHERE CASE WHEN $1::text[] IS NULL THEN captured_by = current_user
+                         ELSE captured_by::text = ANY ($1::text[]) END
+              ORDER BY id",
             None,
-            &[],
+            &[roles.into()],
         )? {
             out.push(Row {
                 id: r.get::<i64>(1)?.unwrap_or(0),
@@ -69,6 +77,7 @@ fn load_rows() -> Vec<Row> {
                         serde_json::json!({"summary": format!("(payload not readable: {e})")})
                     }),
                 },
+                captured_by: r.get::<String>(8)?.unwrap_or_default(),
             });
         }
         Ok::<_, pgrx::spi::Error>(out)
@@ -368,7 +377,56 @@ pub fn charts(rows: &[Row]) -> Vec<(String, Chart)> {
     out
 }
 
-pub fn render(rows: &[Row]) -> String {
+/// The evidence of each role in `rows`, the reader's own first, each as its own group.
+pub fn by_role(rows: Vec<Row>, reader: &str) -> Vec<(String, Vec<Row>)> {
+    let mut groups: Vec<(String, Vec<Row>)> = Vec::new();
+    for r in rows {
+        match groups.iter_mut().find(|(who, _)| *who == r.captured_by) {
+            Some((_, v)) => v.push(r),
+            None => groups.push((r.captured_by.clone(), vec![r])),
+        }
+    }
+    groups.sort_by(|a, b| (a.0 != reader, &a.0).cmp(&(b.0 != reader, &b.0)));
+    groups
+}
+
+/// File-name prefix for the charts of another role's evidence.
+pub fn chart_prefix(who: &str, reader: &str) -> String {
+    if who == reader {
+        String::new()
+    } else {
+        let safe: String = who
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+            .collect();
+        format!("by_{safe}__")
+    }
+}
+
+/// The report: the reader's own evidence, and each other role's (when asked for) in a
+/// part of its own that names the role on every section and verdict.
+pub fn render(rows: Vec<Row>, reader: &str) -> String {
+    let groups = by_role(rows, reader);
+    let mut o = render_head();
+    if !groups.iter().any(|(who, _)| who == reader) {
+        render_body(&mut o, &[], "", None);
+    }
+    for (who, rows) in &groups {
+        if who == reader {
+            render_body(&mut o, rows, "", None);
+        } else {
+            let _ = writeln!(
+                o,
+                "\n# Evidence captured by role `{who}`\n\nEverything in this part was captured by `{who}`, not by `{reader}`.\n"
+            );
+            render_body(&mut o, rows, &chart_prefix(who, reader), Some(who));
+        }
+    }
+    render_triage(&mut o);
+    o
+}
+
+fn render_head() -> String {
     let mut o = String::new();
     let version = Spi::get_one::<String>("SELECT current_setting('server_version')")
         .ok()
@@ -383,6 +441,10 @@ pub fn render(rows: &[Row]) -> String {
         "# capstone evidence report\n\nDatabase `{db}` on PostgreSQL {version}, capstone {}. Every number below was measured on this server and stored in `capstone.evidence`; nothing is hand-written.\n",
         env!("CARGO_PKG_VERSION")
     );
+    o
+}
+
+fn render_body(o: &mut String, rows: &[Row], prefix: &str, by: Option<&str>) {
     let chart_names: Vec<(String, String)> = charts(rows)
         .into_iter()
         .map(|(n, c)| (n, c.title))
@@ -392,7 +454,18 @@ pub fn render(rows: &[Row]) -> String {
     for (gate, claim, how) in GATES {
         let mine: Vec<&Row> = rows.iter().filter(|r| r.gate == *gate).collect();
         let mut s = String::new();
-        let _ = writeln!(s, "\n## {}\n\n**Claim.** {claim}\n", capitalize(gate));
+        match by {
+            None => {
+                let _ = writeln!(s, "\n## {}\n\n**Claim.** {claim}\n", capitalize(gate));
+            }
+            Some(who) => {
+                let _ = writeln!(
+                    s,
+                    "\n## {} (captured by `{who}`)\n\n**Claim.** {claim}\n",
+                    capitalize(gate)
+                );
+            }
+        }
         let verdict = if mine.is_empty() {
             let _ = writeln!(s, "No evidence yet. Produce it with: `{how}`");
             "no evidence yet".to_string()
@@ -468,15 +541,28 @@ pub fn render(rows: &[Row]) -> String {
             for (n, t) in chart_names.iter().filter(|(n, _)| {
                 n.starts_with(&format!("{gate}_")) || (*gate == "index" && n == "index_proofs")
             }) {
-                let _ = writeln!(s, "\n![{t}](charts/{n}.svg) ([data](charts/{n}.csv))");
+                let _ = writeln!(
+                    s,
+                    "\n![{t}](charts/{prefix}{n}.svg) ([data](charts/{prefix}{n}.csv))"
+                );
             }
             verdicts.join("; ")
         };
-        let _ = writeln!(s, "\n**Verdict.** {verdict}.");
+        match by {
+            None => {
+                let _ = writeln!(s, "\n**Verdict.** {verdict}.");
+            }
+            Some(who) => {
+                let _ = writeln!(s, "\n**Verdict (from `{who}`'s evidence).** {verdict}.");
+            }
+        }
         let _ = writeln!(o, "| {gate} | {} | {} |", mine.len(), md_cell(&verdict));
         sections.push_str(&s);
     }
     o.push_str(&sections);
+}
+
+fn render_triage(o: &mut String) {
     // the live on-call view closes the report
     let _ = writeln!(o, "\n## Triage (live, at report time)\n\n| mode | severity | finding | first fix |\n|---|---|---|---|");
     for f in crate::triage::run_triage(500) {
@@ -489,7 +575,6 @@ pub fn render(rows: &[Row]) -> String {
             md_cell(&f.first_fix)
         );
     }
-    o
 }
 
 fn capitalize(s: &str) -> String {
@@ -599,28 +684,37 @@ pub fn shard_decision(rows: &[&Row]) -> Option<String> {
 }
 
 /// The evidence report as Markdown: per gate, the claim, the captured proof and the verdict.
+/// Only the reader's own evidence unless `roles` names others; each other role's
+/// evidence is a part of its own that says whose it is.
 #[pg_extern(volatile, parallel_unsafe)]
-fn report() -> String {
-    render(&load_rows())
+fn report(roles: default!(Option<Vec<String>>, "NULL")) -> String {
+    render(load_rows(roles), &crate::owner::caller())
 }
 
-/// The report's charts: file name, title, SVG and the CSV of its data.
+/// The report's charts: file name, title, SVG and the CSV of its data, and whose
+/// evidence they draw (the same `roles` as `report`).
 #[pg_extern(volatile, parallel_unsafe)]
-fn report_charts() -> TableIterator<
+fn report_charts(
+    roles: default!(Option<Vec<String>>, "NULL"),
+) -> TableIterator<
     'static,
     (
         name!(file_name, String),
         name!(title, String),
         name!(svg, String),
         name!(csv, String),
+        name!(captured_by, String),
     ),
 > {
-    let rows = load_rows();
-    TableIterator::new(
-        charts(&rows)
-            .into_iter()
-            .map(|(n, c)| (n, c.title.clone(), c.svg(), c.csv())),
-    )
+    let reader = crate::owner::caller();
+    let mut out = Vec::new();
+    for (who, rows) in by_role(load_rows(roles), &reader) {
+        let prefix = chart_prefix(&who, &reader);
+        for (n, c) in charts(&rows) {
+            out.push((format!("{prefix}{n}"), c.title.clone(), c.svg(), c.csv(), who.clone()));
+        }
+    }
+    TableIterator::new(out)
 }
 
 #[cfg(any(test, feature = "pg_test"))]
@@ -639,6 +733,7 @@ mod tests {
             captured_at: String::new(),
             pg_version: String::new(),
             payload: json!({"anomaly": a, "mode": m, "verdict": v}),
+            captured_by: String::new(),
         };
         let rows = [
             row(
@@ -671,6 +766,7 @@ mod tests {
             captured_at: String::new(),
             pg_version: String::new(),
             payload,
+            captured_by: String::new(),
         };
         let busy = row(
             "ceiling: place_order client ramp",

@@ -1,0 +1,71 @@
+-- capstone 0.2.0 → 0.3.0
+-- 0.3.0: capstone's records are written only by capstone and read only by their author.
+-- Evidence, DDL attempts and worker proofs lose PUBLIC's INSERT; job rows are written by
+-- capstone as the owner of its tables, naming the caller; ddl_attempts and
+-- worker_smoke_log get row-level security; each role keeps its own watch list; the report
+-- shows only the reader's evidence unless asked for other roles.
+\echo Use "ALTER EXTENSION capstone UPDATE TO '0.3.0'" to load this file. \quit
+
+-- Evidence and logs: no role writes them by hand
+REVOKE INSERT ON capstone.evidence FROM PUBLIC;
+REVOKE INSERT ON capstone.ddl_attempts FROM PUBLIC;
+REVOKE INSERT ON capstone.worker_smoke_log FROM PUBLIC;
+COMMENT ON TABLE capstone.evidence IS
+  'What each gate measured: one row per capture, with the query, the non-default settings, the server version and the raw payload (plan JSON, samples, figures). Written only by capstone''s functions, naming the role that ran them; each role reads its own rows (row-level security), and capstone.report() shows only the reader''s own unless asked for other roles.';
+COMMENT ON TABLE capstone.worker_smoke_log IS
+  'Rows written by capstone smoke workers; each names the database and role the worker ran as. Written only by capstone; each role reads its own.';
+ALTER TABLE capstone.worker_smoke_log ENABLE ROW LEVEL SECURITY;
+CREATE POLICY worker_smoke_log_owner ON capstone.worker_smoke_log
+    USING (role = current_user) WITH CHECK (role = current_user);
+COMMENT ON TABLE capstone.ddl_attempts IS
+  'Every capstone.safe_ddl attempt: the statement (redacted when it may carry a password or connection string), how long it waited, and its SQLSTATE. Written only by capstone; each role reads its own.';
+ALTER TABLE capstone.ddl_attempts ENABLE ROW LEVEL SECURITY;
+CREATE POLICY ddl_attempts_owner ON capstone.ddl_attempts
+    USING (role_name = current_user) WITH CHECK (role_name = current_user);
+DROP POLICY backfill_batches_owner ON capstone.backfill_batches;
+CREATE POLICY backfill_batches_owner ON capstone.backfill_batches
+    USING (EXISTS (SELECT 1 FROM capstone.backfill_jobs j WHERE j.id = job_id))
+    WITH CHECK (EXISTS (SELECT 1 FROM capstone.backfill_jobs j WHERE j.id = job_id));
+
+-- Watch lists per role: the rows of 0.2.0 belong to the role that runs this update (only
+-- a superuser or the owner could write them before)
+ALTER TABLE capstone.watched_queries ADD COLUMN owner name NOT NULL DEFAULT current_user;
+ALTER TABLE capstone.watched_queries DROP CONSTRAINT watched_queries_pkey;
+ALTER TABLE capstone.watched_queries ALTER COLUMN name SET NOT NULL;
+ALTER TABLE capstone.watched_queries ADD CONSTRAINT watched_queries_pkey PRIMARY KEY (owner, name);
+COMMENT ON TABLE capstone.watched_queries IS
+  'Queries the plan gate runs, each for the role that owns it (row-level security: a role sees, adds and changes only its own, and plan_gate runs only the caller''s): a query fails when it seq-scans a table of more than seqscan_min_rows rows not listed in seqscan_allowed, when a node''s q-error exceeds max_q_error (default capstone.gap_threshold), or when it runs longer than max_ms.';
+ALTER TABLE capstone.watched_queries ENABLE ROW LEVEL SECURITY;
+CREATE POLICY watched_queries_owner ON capstone.watched_queries
+    USING (owner = current_user) WITH CHECK (owner = current_user);
+GRANT SELECT, INSERT, UPDATE, DELETE ON capstone.watched_queries TO PUBLIC;
+COMMENT ON FUNCTION capstone.plan_gate() IS
+  'Runs every enabled capstone.watched_queries entry of the calling role and returns pass/fail with reasons: a seq scan on a large table not allowed for it, a q-error above its limit, or a time over its budget.';
+
+-- The report reads the reader's own evidence unless asked for other roles
+DROP FUNCTION capstone.report();
+DROP FUNCTION capstone.report_charts();
+CREATE FUNCTION "report"(
+	"roles" TEXT[] DEFAULT NULL /* :: std :: option :: Option < Vec < String > > */
+) RETURNS TEXT /* String */
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'report_wrapper';
+CREATE FUNCTION "report_charts"(
+	"roles" TEXT[] DEFAULT NULL /* :: std :: option :: Option < Vec < String > > */
+) RETURNS TABLE (
+	"file_name" TEXT,  /* String */
+	"title" TEXT,  /* String */
+	"svg" TEXT,  /* String */
+	"csv" TEXT,  /* String */
+	"captured_by" TEXT  /* String */
+)
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'report_charts_wrapper';
+ALTER FUNCTION capstone.report(text[]) SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION capstone.report_charts(text[]) SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION capstone.report(text[]) IS
+  'The evidence report as Markdown: for each gate the claim, the captured proof (plans before/after, gap tables, figures) and the verdict, or which gates have no evidence yet; ends with a live triage. Shows only evidence the reader captured, unless roles names others (e.g. report(roles => array[''alice'', current_user])): each other role''s evidence is a part of its own, every section and verdict naming the role.';
+COMMENT ON FUNCTION capstone.report_charts(text[]) IS
+  'The charts the report links, as SVG with their data as CSV (file_name.svg / file_name.csv), with the role whose evidence each draws; roles as in capstone.report.';
