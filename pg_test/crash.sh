@@ -9,9 +9,12 @@
 #   6. the bloat scenario's snapshot holder: restart -m immediate mid-operation.
 # After every restart: no capstone worker but the launcher, no prepared transaction, no
 # advisory lock, no half-applied change, and state that tells the truth.
-#   pg_test/crash.sh BINDIR DATADIR SOCKDIR PORT [SERVER_ENV]
+# Every cut is proven to have happened mid-operation: the process existed and is gone, the
+# server log shows the kill or the shutdown, the committed progress at the cut was strictly
+# between none and all, and a new worker process finished the job.
+#   pg_test/crash.sh BINDIR DATADIR SOCKDIR PORT [SERVER_ENV] [SERVER_LOG]
 set -uo pipefail
-BIN=$1; DATA=$2; SOCK=$3; PORT=$4; SENV=${5:-}
+BIN=$1; DATA=$2; SOCK=$3; PORT=$4; SENV=${5:-}; SLOG=${6:-$SOCK/server.log}
 PSQL=("$BIN/psql" -X -q -tA -h "$SOCK" -p "$PORT" -U postgres -d capstone_crash)
 pass=0; fail=0
 check() { if [ "$2" = "$3" ]; then echo "crash: ok    $1"; pass=$((pass + 1)); else echo "crash: FAIL  $1 (got '$2', want '$3')"; fail=$((fail + 1)); fi; }
@@ -24,6 +27,18 @@ wait_state() { # job want seconds
   echo "${s:-unreachable}"
 }
 wait_up() { for _ in $(seq 1 100); do "${PSQL[@]}" -c "SELECT 1" >/dev/null 2>&1 && return; sleep 0.2; done; }
+alive() { kill -0 "$1" 2>/dev/null && echo yes || echo no; }
+log_mark() { wc -c < "$SLOG" 2>/dev/null || echo 0; }
+log_since() { tail -c +"$(( $1 + 1 ))" "$SLOG" 2>/dev/null; }
+# the worker pid that runs job $1 now, once it is not $2 (up to $3 s)
+new_worker() {
+  for _ in $(seq 1 $(( $3 * 20 ))); do
+    p=$("${PSQL[@]}" -c "SELECT worker_pid FROM capstone.backfill_jobs WHERE id = $1 AND state = 'running'" 2>/dev/null)
+    [ -n "$p" ] && [ "$p" != "$2" ] && { echo "$p"; return; }
+    sleep 0.05
+  done
+  echo none
+}
 
 "$BIN/psql" -X -q -h "$SOCK" -p "$PORT" -U postgres -d postgres -c "DROP DATABASE IF EXISTS capstone_crash" -c "CREATE DATABASE capstone_crash"
 "${PSQL[@]}" -c "CREATE EXTENSION capstone" -c "CREATE TABLE crash_t (id bigint PRIMARY KEY, counter int NOT NULL DEFAULT 0)" \
@@ -35,10 +50,19 @@ for _ in $(seq 1 50); do
   pid=$("${PSQL[@]}" -c "SELECT worker_pid FROM capstone.backfill_jobs WHERE id = $job AND rows_done > 0")
   [ -n "$pid" ] && break; sleep 0.1
 done
+check "kill -9 mid-job: the worker process exists before the kill" "$([ -n "$pid" ] && alive "$pid" || echo no)" yes
+mark=$(log_mark)
 before=$("${PSQL[@]}" -c "SELECT rows_done FROM capstone.backfill_jobs WHERE id = $job")
 sudo kill -9 "$pid" 2>/dev/null || kill -9 "$pid"
-sleep 2; wait_up
-check "kill -9 mid-job: the job was cut short" "$([ "${before:-0}" -lt 100000 ] && echo yes || echo no)" yes
+sleep 0.5
+check "kill -9 mid-job: the worker process is gone" "$(alive "$pid")" no
+wait_up
+check "kill -9 mid-job: the server log shows the kill" \
+  "$(log_since "$mark" | grep -c "(PID $pid) was terminated by signal 9")" 1
+check "kill -9 mid-job: committed progress at the kill strictly between 0 and 100000" \
+  "$([ "${before:-0}" -gt 0 ] && [ "${before:-0}" -lt 100000 ] && echo yes || echo "no ($before)")" yes
+pid2=$(new_worker "$job" "$pid" 60)
+check "kill -9 mid-job: a new worker process resumed the job" "$([ "$pid2" != none ] && [ "$pid2" != "$pid" ] && echo yes || echo no)" yes
 check "kill -9 mid-job: resumed and done" "$(wait_state "$job" done 90)" done
 check "kill -9 mid-job: every row updated exactly once" \
   "$("${PSQL[@]}" -c "SELECT count(*) FILTER (WHERE counter = 1) || '/' || count(*) FROM crash_t")" "100000/100000"
@@ -49,15 +73,26 @@ for _ in $(seq 1 50); do
   n=$("${PSQL[@]}" -c "SELECT rows_done FROM capstone.backfill_jobs WHERE id = $job")
   [ "${n:-0}" -gt 0 ] && break; sleep 0.1
 done
-sudo -u postgres env $SENV "$BIN/pg_ctl" -D "$DATA" -m immediate -w restart >/dev/null 2>&1
+pid=$("${PSQL[@]}" -c "SELECT worker_pid FROM capstone.backfill_jobs WHERE id = $job")
+check "restart -m immediate mid-job: the worker process exists before the restart" "$([ -n "$pid" ] && alive "$pid" || echo no)" yes
+mark=$(log_mark)
+before=$("${PSQL[@]}" -c "SELECT rows_done FROM capstone.backfill_jobs WHERE id = $job")
+(cd / && sudo -u postgres env $SENV "$BIN/pg_ctl" -D "$DATA" -l "$SLOG" -m immediate -w restart) >/dev/null 2>&1
 wait_up
+check "restart -m immediate mid-job: the worker process is gone" "$(alive "$pid")" no
+check "restart -m immediate mid-job: the server log shows the immediate shutdown" \
+  "$(log_since "$mark" | grep -c "received immediate shutdown request")" 1
+check "restart -m immediate mid-job: committed progress at the cut strictly between 0 and 100000" \
+  "$([ "${before:-0}" -gt 0 ] && [ "${before:-0}" -lt 100000 ] && echo yes || echo "no ($before)")" yes
+pid2=$(new_worker "$job" "$pid" 60)
+check "restart -m immediate mid-job: a new worker process resumed the job" "$([ "$pid2" != none ] && [ "$pid2" != "$pid" ] && echo yes || echo no)" yes
 check "restart -m immediate mid-job: resumed and done" "$(wait_state "$job" done 90)" done
 check "restart -m immediate mid-job: every row updated exactly once more" \
   "$("${PSQL[@]}" -c "SELECT count(*) FILTER (WHERE counter = 2) || '/' || count(*) FROM crash_t")" "100000/100000"
 check "no orphaned capstone workers" \
   "$("${PSQL[@]}" -c "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'capstone backfill'")" "0"
 
-restart_now() { sudo -u postgres env $SENV "$BIN/pg_ctl" -D "$DATA" -m immediate -w restart >/dev/null 2>&1; wait_up; }
+restart_now() { (cd / && sudo -u postgres env $SENV "$BIN/pg_ctl" -D "$DATA" -l "$SLOG" -m immediate -w restart) >/dev/null 2>&1; wait_up; }
 invariants() { # $1 = case name
   local w=""
   for _ in $(seq 1 50); do

@@ -10,6 +10,11 @@ set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 PSQL=${PSQL:-psql}
 CONN=("$@")
+# accepting output rewrites what the tests compare against: never in CI, never from test.sh
+if [ -n "${CAPSTONE_GOLDEN_ACCEPT:-}" ] && { [ -n "${CI:-}" ] || [ -n "${CAPSTONE_TEST_RUN:-}" ]; }; then
+  echo "golden: CAPSTONE_GOLDEN_ACCEPT is refused under CI and under scripts/test.sh; accept by hand, then review the diff" >&2
+  exit 2
+fi
 RESULTS=${CAPSTONE_GOLDEN_RESULTS:-$HERE/results}
 mkdir -p "$RESULTS"
 chmod 777 "$RESULTS" 2>/dev/null || true

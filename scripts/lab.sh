@@ -26,7 +26,8 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 . "$ROOT/scripts/env.sh"
 
 MAJOR=${CAPSTONE_PG:-17}
-LAB=${CAPSTONE_LAB_DIR:-$ROOT/target/lab}
+# the cluster lives where the postgres OS user can reach it, wherever the checkout is
+LAB=${CAPSTONE_LAB_DIR:-$(server_dir_for "$ROOT")/lab}
 PORT=${CAPSTONE_LAB_PORT:-28815}
 POOL_PORT=${CAPSTONE_POOL_PORT:-28816}
 DB=${CAPSTONE_LAB_DB:-capstone_lab}
@@ -41,7 +42,8 @@ BIN=$(pg_bindir_for "$MAJOR")
 
 as_pg() {
   # runuser/sudo reset the soft open-file limit to 1024; storms need more.
-  sudo -u postgres -H bash -c "ulimit -n 20000 2>/dev/null || true; $*"
+  # from / : the checkout itself may be a directory postgres cannot enter
+  (cd / && sudo -u postgres -H bash -c "ulimit -n 20000 2>/dev/null || true; $*")
 }
 
 server_running() { [ -f "$DATA/postmaster.pid" ] && as_pg "'$BIN/pg_ctl' -D '$DATA' status" >/dev/null 2>&1; }

@@ -17,10 +17,19 @@ T0=$(date +%s)
 
 step() { printf '\n[test %s +%ss] %s\n' "$(date +%H:%M:%S)" "$(( $(date +%s) - T0 ))" "$*"; }
 
+# golden files are compared, never rewritten, by this command (pg_test/run.sh refuses too)
+if [ -n "${CAPSTONE_GOLDEN_ACCEPT:-}" ]; then
+  echo "CAPSTONE_GOLDEN_ACCEPT is set: scripts/test.sh compares golden files and never accepts them; unset it" >&2
+  exit 2
+fi
+export CAPSTONE_TEST_RUN=1
 step "bootstrap"
 bash "$ROOT/scripts/bootstrap.sh" || { echo "bootstrap failed" >&2; exit 1; }
 mkdir -p "$OUT"
-install -d -o postgres -g postgres "$ROOT/target/pgtest"
+# data directories live where the postgres OS user can reach them, wherever the checkout is
+SRV=$(server_dir_for "$ROOT")
+[ "$SRV" = "$ROOT/target" ] || echo "the postgres OS user cannot enter $ROOT/target: test clusters live in $SRV"
+install -d -o postgres -g postgres "$SRV/pgtest"
 
 declare -A UNIT PGT GOLD STATUS
 total_pass=0; total_fail=0
@@ -49,14 +58,14 @@ for v in "${VERSIONS[@]}"; do
   bindir=$("$cfg" --bindir)
   # cargo pgrx test installs into the PostgreSQL tree; a running lab cluster of the same
   # major has that library mapped and would crash when it is overwritten
-  labdata=${CAPSTONE_LAB_DIR:-$ROOT/target/lab}/pg$v/data
+  labdata=${CAPSTONE_LAB_DIR:-$SRV/lab}/pg$v/data
   if [ -f "$labdata/postmaster.pid" ]; then
     echo "stopping the PostgreSQL $v lab cluster (its library is about to be replaced)"
     CAPSTONE_PG=$v bash "$ROOT/scripts/lab.sh" stop || true
   fi
   step "PostgreSQL $v: cargo pgrx test"
   log=$OUT/pgrx-test-pg$v.log
-  cargo pgrx test "pg$v" --runas postgres --pgdata "$ROOT/target/pgtest" > "$log" 2>&1
+  cargo pgrx test "pg$v" --runas postgres --pgdata "$SRV/pgtest" > "$log" 2>&1
   rc=$?
   read -r p f < <(count "$log")
   if [ $rc -ne 0 ] && [ "$f" -eq 0 ]; then f=1; tail -n 60 "$log"; fi
@@ -69,13 +78,9 @@ for v in "${VERSIONS[@]}"; do
   # install the plain (non-test) build, then a throwaway preloaded cluster
   cargo pgrx install --pg-config "$cfg" --no-default-features --features "pg$v" > "$OUT/install-pg$v.log" 2>&1 \
     || { tail -n 40 "$OUT/install-pg$v.log"; }
-  gdir=$ROOT/target/pgtest/golden-$v
+  gdir=$SRV/pgtest/golden-$v
   port=$((28900 + v))
-  sudo -u postgres "$bindir/pg_ctl" -D "$gdir/data" -m immediate stop >/dev/null 2>&1 || true
-  rm -rf "$gdir"; install -d -o postgres -g postgres "$gdir"
-  sudo -u postgres "$bindir/initdb" -D "$gdir/data" --locale=C.UTF-8 -A trust -U postgres >/dev/null
-  sudo -u postgres env $(pg_server_env_for "$v") "$bindir/pg_ctl" -D "$gdir/data" -l "$gdir/server.log" -w \
-    -o "-p $port -k $gdir -c listen_addresses='' -c shared_preload_libraries='capstone,pg_stat_statements' -c max_worker_processes=32 -c max_prepared_transactions=10 -c wal_level=logical" start >/dev/null
+  start_test_cluster "$v" "$gdir" "$port"
   PSQL="$bindir/psql" CAPSTONE_GOLDEN_RESULTS="$OUT/golden-pg$v" \
     bash "$ROOT/pg_test/run.sh" -h "$gdir" -p "$port" -U postgres > "$glog" 2>&1
   cat "$glog"
@@ -100,10 +105,18 @@ for v in "${VERSIONS[@]}"; do
   grep -E '^upgrade:|^    ' "$ulog" | head -n 60
   up_=$(grep -oE '[0-9]+ passed' "$ulog" | tail -n1 | cut -d' ' -f1); uf_=$(grep -oE '[0-9]+ failed' "$ulog" | tail -n1 | cut -d' ' -f1)
   gp=$((gp + ${up_:-0})); gf=$((gf + ${uf_:-1}))
-  sudo -u postgres "$bindir/pg_ctl" -D "$gdir/data" -m fast -w stop >/dev/null 2>&1 || true
+  stop_test_cluster "$v" "$gdir"
   GOLD[$v]="$gp passed, $gf failed"
   total_pass=$((total_pass + gp)); total_fail=$((total_fail + gf))
 done
+
+vlast=${VERSIONS[${#VERSIONS[@]}-1]}
+step "any checkout path: a clone under a 0700 directory runs the lab and test clusters (PostgreSQL $vlast)"
+colog=$OUT/checkout-path.log
+bash "$ROOT/pg_test/checkout_path.sh" "$vlast" > "$colog" 2>&1
+grep -E '^checkout:' "$colog"
+co_p=$(grep -oE '[0-9]+ passed' "$colog" | tail -n1 | cut -d' ' -f1); co_f=$(grep -oE '[0-9]+ failed' "$colog" | tail -n1 | cut -d' ' -f1)
+total_pass=$((total_pass + ${co_p:-0})); total_fail=$((total_fail + ${co_f:-1}))
 
 step "summary"
 printf '%-12s %-28s %-24s\n' "PostgreSQL" "cargo pgrx test" "golden, crash, upgrade"
