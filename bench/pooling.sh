@@ -404,9 +404,20 @@ SELECT 'pooling', 'storm',
                            :'rec', p #>> '{storm,pooled_C,connection_failures}', p #>> '{storm,pooled_C,tps}', p #>> '{storm,pooled_C,p99_ms}',
                            p #>> '{storm,pooled,tps}', p #>> '{storm,pooled,p99_ms}', p #>> '{storm,pooled,cl_waiting_max}',
                            :'sweep_clients', :'knee', :'nstar', :'ratio', :'ratio_nstar'),
-         'verdict', format('storm absorbed through PgBouncer (%s connection failures vs %s direct); recommended pool %s within 1.5x of N*: %s, of the 90%% TPS knee: %s',
+         -- goal: direct, the storm is refused connections; through PgBouncer none is, and the
+         -- recommended pool lies within 1.5x of N* (the verdict says which part failed)
+         'verdict', format('%s: %s connection failures through PgBouncer vs %s direct (%s); recommended pool %s within 1.5x of N*: %s, of the 90%% TPS knee: %s',
+                           CASE WHEN (p #>> '{storm,pooled_C,connection_failures}')::int = 0
+                                     AND (p #>> '{storm,direct_C,connection_failures}')::int > 0
+                                     AND :'within_nstar' = 'yes' THEN 'PASS' ELSE 'FAIL' END,
                            p #>> '{storm,pooled_C,connection_failures}', p #>> '{storm,direct_C,connection_failures}',
+                           CASE WHEN (p #>> '{storm,direct_C,connection_failures}')::int = 0
+                                THEN 'the storm did not exceed max_connections, so it proves nothing'
+                                WHEN (p #>> '{storm,pooled_C,connection_failures}')::int = 0 THEN 'the storm was absorbed'
+                                ELSE 'the storm was not absorbed' END,
                            :'rec', :'within_nstar', :'within'),
+         'passed', (p #>> '{storm,pooled_C,connection_failures}')::int = 0
+                   AND (p #>> '{storm,direct_C,connection_failures}')::int > 0 AND :'within_nstar' = 'yes',
          'table', tab,
          'chart', jsonb_build_object('title', 'Pool-size sweep through PgBouncer', 'kind', 'line',
                                      'x_label', 'default_pool_size', 'y_label', 'transactions/s', 'series', series),

@@ -10,6 +10,11 @@
 #
 # CAPSTONE_SWEEP_CASES picks another case file, CAPSTONE_SWEEP_ONLY=REGEX runs only the
 # cases whose SQL matches, CAPSTONE_SWEEP_KEEP=1 keeps the database afterwards.
+# CAPSTONE_SWEEP_ROLE=NAME runs every case as NAME instead: a LOGIN role, not a superuser,
+# created for the sweep, that owns the lab and the fixtures and holds exactly README's
+# grants (EXECUTE on each function PUBLIC may not run); the setup still runs as the user
+# given. A case line may give the code it must end in as that role after a slash
+# (42710/42501): the role lacks a right the case needs, and the line's comment says which.
 # Counts (last line, for grep):
 #   cases        case lines run
 #   coded        cases that ended in an error with a SQLSTATE other than XX000
@@ -29,6 +34,7 @@ CASES=${CAPSTONE_SWEEP_CASES:-$HERE/sweep/cases.txt}
 ONLY=${CAPSTONE_SWEEP_ONLY:-}
 DB=capstone_sweep
 CONN=("$@")
+ROLE=${CAPSTONE_SWEEP_ROLE:-}
 CASE_TIMEOUT=180   # seconds a whole case may take (statement_timeout is 60 s)
 
 say() { printf 'sweep: %s\n' "$*"; }
@@ -116,6 +122,49 @@ SQL
 )
 printf '%s\n' "$setup_sql" | pq -d "$DB" >/dev/null || die "setup of $DB failed"
 
+# the granted role: owns what the cases work on, holds README's grants and nothing more
+CASE_CONN=("${CONN[@]}")
+if [ -n "$ROLE" ]; then
+  pq -d "$DB" -v role="$ROLE" >/dev/null <<'SQL' || die "cannot set up the granted role $ROLE"
+SET client_min_messages = warning;
+DROP ROLE IF EXISTS :"role";
+CREATE ROLE :"role" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS;
+GRANT CONNECT, TEMPORARY ON DATABASE :"DBNAME" TO :"role";
+-- the application's schemas are the role's: it owns them and every object in them
+SELECT format('ALTER SCHEMA %I OWNER TO %I', nspname, :'role') FROM pg_namespace
+ WHERE nspname IN ('shop', 'sweep') \gexec
+SELECT format('ALTER %s %s OWNER TO %I',
+              CASE c.relkind WHEN 'S' THEN 'SEQUENCE' WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW'
+                             ELSE 'TABLE' END, c.oid::regclass, :'role')
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE n.nspname IN ('shop', 'sweep') AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
+   AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+                      AND d.deptype IN ('a', 'i') AND d.refobjid <> c.oid)
+ ORDER BY c.relkind <> 'p', c.oid \gexec
+SELECT format('ALTER ROUTINE %s OWNER TO %I', p.oid::regprocedure, :'role')
+  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname IN ('shop', 'sweep') \gexec
+SELECT format('ALTER TYPE %s OWNER TO %I', t.oid::regtype, :'role')
+  FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+ WHERE n.nspname IN ('shop', 'sweep') AND t.typtype IN ('c', 'e', 'd') AND t.typrelid = 0 \gexec
+-- README, "Grants": EXECUTE on every function PUBLIC may not run
+SELECT format('GRANT EXECUTE ON FUNCTION %s TO %I', p.oid::regprocedure, :'role')
+  FROM pg_proc p
+ WHERE p.pronamespace = 'capstone'::regnamespace
+   AND NOT has_function_privilege('public', p.oid, 'EXECUTE') \gexec
+-- the fixture jobs are the role's
+UPDATE capstone.backfill_jobs SET role_oid = :'role'::regrole::oid, role_name = :'role';
+SQL
+  CASE_CONN=("${CONN[@]}")
+  for ((i = 0; i < ${#CASE_CONN[@]}; i++)); do
+    if [ "${CASE_CONN[$i]}" = -U ]; then CASE_CONN[$((i + 1))]=$ROLE; fi
+  done
+  case " ${CASE_CONN[*]} " in *" -U "*) ;; *) CASE_CONN+=(-U "$ROLE") ;; esac
+  super=$("$PSQL" -X -qtA "${CASE_CONN[@]}" -d "$DB" -c "SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user") \
+    || die "cannot connect as $ROLE"
+  [ "$super" = f ] || die "$ROLE bypasses row-level security; the granted-role sweep needs an ordinary role"
+  say "cases run as $ROLE: owns schemas shop and sweep, EXECUTE on $(val "SELECT count(*) FROM pg_proc p WHERE p.pronamespace = 'capstone'::regnamespace AND has_function_privilege('$ROLE', p.oid, 'EXECUTE') AND NOT has_function_privilege('public', p.oid, 'EXECUTE')") granted functions"
+fi
+
 # md5 per lab table over its rows in primary-key order, then one md5 over those
 digest_parts=$(val "
   SELECT string_agg(format('SELECT %L AS tbl, md5(coalesce(string_agg(t::text, E''\\n'' ORDER BY %s), '''')) AS h FROM %I.%I t',
@@ -144,6 +193,10 @@ while IFS= read -r line || [ -n "$line" ]; do
   case "$line" in '' | '#'*) continue ;; esac
   want=${line%%$'\t'*}
   sql=${line#*$'\t'}
+  # CODE or CODE/CODE_AS_THE_GRANTED_ROLE
+  if [[ $want =~ ^([0-9A-Z]{5})/([0-9A-Z]{5})$ ]]; then
+    if [ -n "$ROLE" ]; then want=${BASH_REMATCH[2]}; else want=${BASH_REMATCH[1]}; fi
+  fi
   if [ "$want" = "$line" ] || ! [[ $want =~ ^[0-9A-Z]{5}$ ]]; then
     say "line $lineno: malformed case (want CODE<TAB>SQL)"
     total=$((total + 1)); mismatched=$((mismatched + 1))
@@ -158,7 +211,7 @@ while IFS= read -r line || [ -n "$line" ]; do
   out=$(printf '%s\n' "$sql" \
         | PGOPTIONS="-c statement_timeout=60s -c client_min_messages=error" \
           timeout -k 10 "$CASE_TIMEOUT" "$PSQL" -X -q -v ON_ERROR_STOP=1 -v VERBOSITY=verbose \
-            "${CONN[@]}" -d "$DB" -o /dev/null 2>&1 >/dev/null) || rc=$?
+            "${CASE_CONN[@]}" -d "$DB" -o /dev/null 2>&1 >/dev/null) || rc=$?
   after=$(crash_lines "$log_start")
 
   err=$(grep -m1 -E '^(psql:[^ ]*: )?(ERROR|FATAL|PANIC): ' <<<"$out" || true)
@@ -243,9 +296,13 @@ fi
 
 if [ -z "${CAPSTONE_SWEEP_KEEP:-}" ]; then
   pq -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null || say "could not drop $DB"
+  if [ -n "$ROLE" ]; then
+    printf 'SET client_min_messages = warning;\nDROP ROLE IF EXISTS :"role";\n' \
+      | pq -d postgres -v role="$ROLE" >/dev/null 2>&1 || say "could not drop role $ROLE"
+  fi
 fi
 
-say "$total cases, $coded coded, $expected_ok as expected, $internal XX000, $crashes crashes, $mismatched mismatched"
+say "$total cases${ROLE:+ as $ROLE}, $coded coded, $expected_ok as expected, $internal XX000, $crashes crashes, $mismatched mismatched"
 if [ "$expected_ok" = "$total" ] && [ "$internal" = 0 ] && [ "$crashes" = 0 ] && [ "$problems" = 0 ]; then
   exit 0
 fi

@@ -87,7 +87,7 @@ SELECT state = 'done' AND rows_done = 5000 AS done_before FROM capstone.backfill
   \echo job did not finish under the old version
   SELECT 1/0;
 \endif
-SELECT id FROM capstone.explain('SELECT * FROM up_t WHERE id = 42', 'kept plan') \gset
+SELECT evidence_id AS id FROM capstone.explain('SELECT * FROM up_t WHERE id = 42', 'kept plan') \gset
 SQL
     then stateful=1; ok "$from: a backfill job ran to done and a plan was captured under $from"
     else bad "$from: could not create state under $from: $(tail -n 3 "$OUT/setup-state-$from.log")"; fi
@@ -109,7 +109,7 @@ SELECT (state = 'done' AND rows_done = 5000) AS old_job_ok FROM capstone.backfil
 SELECT count(*) = 5 AS old_batches_ok FROM capstone.backfill_batches \gset
 -- the old capture is the owner's evidence and diffs against a new one
 SELECT id AS old_id FROM capstone.evidence WHERE label = 'kept plan' \gset
-SELECT id AS new_id FROM capstone.explain('SELECT * FROM up_t WHERE id = 43', 'new plan') \gset
+SELECT evidence_id AS new_id FROM capstone.explain('SELECT * FROM up_t WHERE id = 43', 'new plan') \gset
 SELECT count(*) > 0 AS diff_ok FROM capstone.explain_diff(:old_id, :new_id) \gset
 SELECT position('kept across the upgrade' IN capstone.report()) > 0 AS report_ok \gset
 -- the old watch list is the updater's, and its gate runs it

@@ -93,6 +93,13 @@ for v in "${VERSIONS[@]}"; do
   src=$?
   grep -E '^sweep: (FAIL|CRASH|[0-9]+ cases)|lab checksum|left' "$slog" | head -n 40
   if [ $src -eq 0 ]; then gp=$((gp + 1)); else gf=$((gf + 1)); fi
+  step "PostgreSQL $v: the bad-input sweep again, every case as a non-superuser role holding README's grants"
+  rlog=$OUT/sweep-granted-pg$v.log
+  PSQL="$bindir/psql" CAPSTONE_SWEEP_LOG="$gdir/server.log" CAPSTONE_SWEEP_ROLE=capstone_sweep_dba \
+    bash "$ROOT/pg_test/sweep.sh" -h "$gdir" -p "$port" -U postgres > "$rlog" 2>&1
+  src=$?
+  grep -E '^sweep: (FAIL|CRASH|[0-9]+ cases|cases run as)|lab checksum|left' "$rlog" | head -n 40
+  if [ $src -eq 0 ]; then gp=$((gp + 1)); else gf=$((gf + 1)); fi
   step "PostgreSQL $v: crash safety (kill -9 and immediate restart mid-operation: backfill, lab_install, explain_diff, anomaly_demo, bloat holder)"
   clog=$OUT/crash-pg$v.log
   bash "$ROOT/pg_test/crash.sh" "$bindir" "$gdir/data" "$gdir" "$port" "$(pg_server_env_for "$v")" > "$clog" 2>&1

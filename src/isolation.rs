@@ -739,6 +739,18 @@ fn anomaly_demo(
     let mode = required(mode, "mode");
     let anomaly = crate::error::check_choice("anomaly", &anomaly, ANOMALIES);
     let mode = crate::error::check_choice("mode", &mode, MODES);
+    // dblink opens a session without a password only for a superuser; a granted role would
+    // get dblink's own error halfway through the setup, so say it before anything runs
+    if !unsafe { pg_sys::superuser() } {
+        CapstoneError::InsufficientPrivilege(format!(
+            "anomaly_demo opens its two sessions with dblink, which lets only a superuser connect without a password; {} is not one",
+            crate::owner::caller()
+        ))
+        .raise_with(
+            "nothing was created or run",
+            "run the demo as a superuser (it reproduces the anomaly on its own fixture rows and removes them afterwards)",
+        );
+    }
     let rows = demo(anomaly, mode);
     let payload = json!({
         "anomaly": anomaly,

@@ -131,13 +131,17 @@ fn pgss_schema() -> Result<String, String> {
     )
     .ok()
     .flatten();
-    let loaded = Spi::get_one::<bool>(
-        "SELECT 'pg_stat_statements' = ANY (pg_catalog.string_to_array(
-                pg_catalog.replace(pg_catalog.current_setting('shared_preload_libraries'), ' ', ''), ','))",
-    )
-    .ok()
-    .flatten()
-    .unwrap_or(false);
+    // read without the privilege check that current_setting() applies: a granted role
+    // without pg_read_all_settings learns only whether pg_stat_statements is preloaded,
+    // which calling pg_stat_statements() would tell it anyway
+    let loaded = unsafe {
+        let v = pg_sys::GetConfigOption(c"shared_preload_libraries".as_ptr(), true, false);
+        !v.is_null()
+            && std::ffi::CStr::from_ptr(v)
+                .to_string_lossy()
+                .split(',')
+                .any(|l| l.trim().trim_matches('"') == "pg_stat_statements")
+    };
     match (schema, loaded) {
         (Some(s), true) => Ok(s),
         (Some(_), false) => Err(

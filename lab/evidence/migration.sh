@@ -94,7 +94,7 @@ wait $WATCH 2>/dev/null
 say "proof"
 "${P[@]}" -c "SELECT count(*) AS ddl_attempts, count(*) FILTER (WHERE sqlstate = '55P03') AS lock_timeouts_retried,
                      round(max(waited_ms)::numeric, 1) AS longest_wait_ms, count(*) FILTER (WHERE sqlstate IS NOT NULL AND sqlstate <> '55P03') AS other_errors
-                FROM capstone.ddl_attempts"
+                FROM capstone.ddl_attempts WHERE role_name = current_user"
 cat "$OUT/migration_lockwatch.txt" | head -3
 "${P[@]}" -c "SELECT label, payload->>'summary' AS lock_watch FROM capstone.evidence WHERE gate = 'migration' ORDER BY id DESC LIMIT 1"
 grep -E 'number of failed|tps =|transactions actually' "$OUT/migration_pgbench.txt" "$OUT/migration_pgbench_old.txt" "$OUT/migration_pgbench_new.txt" || true
@@ -104,7 +104,15 @@ grep -E 'number of failed|tps =|transactions actually' "$OUT/migration_pgbench.t
   SELECT 'migration', 'expand-contract: customers.full_name -> first_name + last_name',
          jsonb_build_object('summary', format('%s DDL attempts (%s lock timeouts retried, longest wait %s ms); backfill job %s: %s rows in %s batches, %s retries',
               count(*), count(*) FILTER (WHERE sqlstate = '55P03'), round(max(waited_ms)::numeric, 1), j.id, j.rows_done, j.batches_done, j.retries),
-           'verdict', CASE WHEN count(*) FILTER (WHERE sqlstate IS NOT NULL AND sqlstate <> '55P03') = 0 THEN 'every DDL got its lock within lock_timeout or failed fast and retried' ELSE 'some DDL failed' END,
+           'verdict', CASE WHEN count(DISTINCT ddl) FILTER (WHERE sqlstate IS NULL) = count(DISTINCT ddl)
+                            AND count(*) FILTER (WHERE sqlstate IS NOT NULL AND sqlstate <> '55P03') = 0
+                       THEN format('PASS: all %s DDL statements applied; %s attempts gave up on lock_timeout and were retried, none failed otherwise',
+                                   count(DISTINCT ddl), count(*) FILTER (WHERE sqlstate = '55P03'))
+                       ELSE format('FAIL: %s of %s DDL statements never applied; %s attempts failed with an error other than lock_timeout',
+                                   count(DISTINCT ddl) - count(DISTINCT ddl) FILTER (WHERE sqlstate IS NULL), count(DISTINCT ddl),
+                                   count(*) FILTER (WHERE sqlstate IS NOT NULL AND sqlstate <> '55P03')) END,
+           'passed', count(DISTINCT ddl) FILTER (WHERE sqlstate IS NULL) = count(DISTINCT ddl)
+                     AND count(*) FILTER (WHERE sqlstate IS NOT NULL AND sqlstate <> '55P03') = 0,
            'chart', jsonb_build_object('title', 'Backfill: rows done over time', 'kind', 'line', 'x_label', 'seconds since start', 'y_label', 'rows updated',
                'series', jsonb_build_array(jsonb_build_object('name', 'rows done',
                    'points', (SELECT jsonb_agg(jsonb_build_array(round(extract(epoch FROM b.done_at - j.started_at)::numeric, 3), s.cum) ORDER BY b.batch_no)
@@ -115,4 +123,4 @@ grep -E 'number of failed|tps =|transactions actually' "$OUT/migration_pgbench.t
                    'points', (SELECT jsonb_agg(jsonb_build_array(round(extract(epoch FROM b.done_at - j.started_at)::numeric, 3),
                                 (SELECT sum(retries) FROM capstone.backfill_batches b2 WHERE b2.job_id = b.job_id AND b2.batch_no <= b.batch_no)) ORDER BY b.batch_no)
                                 FROM capstone.backfill_batches b WHERE b.job_id = j.id)))))
-    FROM capstone.ddl_attempts, capstone.backfill_jobs j WHERE j.id = $job GROUP BY j.id, j.rows_done, j.batches_done, j.retries"
+    FROM capstone.ddl_attempts a, capstone.backfill_jobs j WHERE j.id = $job AND a.role_name = current_user GROUP BY j.id, j.rows_done, j.batches_done, j.retries"

@@ -59,6 +59,22 @@ GRANT USAGE ON SCHEMA sec TO capstone_sec_low;
 GRANT SELECT ON sec.t TO capstone_sec_low;
 SELECT count(*) > 0 AS superuser_has_evidence FROM capstone.estimate_gap('SELECT count(*) FROM sec.t');
 SELECT max(id) AS superuser_capture FROM capstone.evidence WHERE payload ? 'plan' \gset
+-- state another role must not see: a superuser's job, watched query, DDL attempt, and a
+-- prepared transaction holding the xmin horizon (xmin_holders names it to everyone)
+CREATE TABLE sec.jobs_t (id bigint PRIMARY KEY, v int);
+INSERT INTO sec.jobs_t SELECT g, 0 FROM generate_series(1, 100) g;
+SELECT capstone.backfill_start('sec.jobs_t', 'v = 1') AS superuser_job \gset
+INSERT INTO capstone.watched_queries (name, sql) VALUES ('superuser point', 'SELECT * FROM sec.t WHERE id = 1');
+SELECT attempt, outcome FROM capstone.safe_ddl('ALTER TABLE sec.jobs_t ADD COLUMN note text');
+BEGIN;
+INSERT INTO sec.jobs_t VALUES (1000, 0);
+PREPARE TRANSACTION 'capstone_sec_px';
+-- and another session holding a lock that lock_snapshot shows (it leaves out the caller)
+CREATE EXTENSION dblink;
+SELECT public.dblink_connect('sec_holder', format('host=%s port=%s dbname=%s',
+         split_part(current_setting('unix_socket_directories'), ',', 1), current_setting('port'),
+         current_database())) AS holder_connected;
+SELECT public.dblink_exec('sec_holder', 'BEGIN; LOCK TABLE sec.t IN SHARE MODE') AS holder_locked;
 
 SET ROLE capstone_sec_low;
 -- refused, each with 42501
@@ -98,25 +114,38 @@ SELECT * FROM capstone.bloat_scenario('sec.t');
 \echo :LAST_ERROR_SQLSTATE
 SELECT * FROM capstone.bloat_scenario_finish();
 \echo :LAST_ERROR_SQLSTATE
--- the evidence and the job tables cannot be changed behind capstone's back
+-- capstone's records cannot be written or changed behind capstone's back, by anyone
+INSERT INTO capstone.evidence (gate, label, payload, captured_by)
+  VALUES ('sharding', 'forged', '{"verdict": "shard now", "ceiling_tps": 1}', 'capstone_sec_low');
+\echo :LAST_ERROR_SQLSTATE
 UPDATE capstone.evidence SET label = 'forged';
+\echo :LAST_ERROR_SQLSTATE
+INSERT INTO capstone.ddl_attempts (ddl, attempt, waited_ms) VALUES ('forged', 1, 0);
+\echo :LAST_ERROR_SQLSTATE
+INSERT INTO capstone.worker_smoke_log (token, pid, database, role) VALUES (-1, 0, 'x', 'capstone_sec_low');
 \echo :LAST_ERROR_SQLSTATE
 DELETE FROM capstone.backfill_jobs;
 \echo :LAST_ERROR_SQLSTATE
-INSERT INTO capstone.watched_queries (name, sql) VALUES ('x', 'SELECT 1');
+-- a watch list is per role: its own rows only, never as another role
+INSERT INTO capstone.watched_queries (name, sql, owner) VALUES ('x', 'SELECT 1', 'postgres');
 \echo :LAST_ERROR_SQLSTATE
--- another role's evidence is not visible
+-- another role's evidence, jobs, DDL log and watch list are not visible
 SELECT count(*) AS evidence_rows_visible FROM capstone.evidence;
 SELECT * FROM capstone.estimate_gap(:superuser_capture);
 \echo :LAST_ERROR_SQLSTATE
+SELECT count(*) AS jobs_visible FROM capstone.backfill_status();
+SELECT count(*) AS job_rows_visible FROM capstone.backfill_jobs;
+SELECT count(*) AS ddl_attempts_visible FROM capstone.ddl_attempts;
+SELECT count(*) AS watched_queries_visible FROM capstone.watched_queries;
+SELECT count(*) AS smoke_rows_visible FROM capstone.worker_smoke_log;
 -- the read-only reports work, on what this role may see
 SELECT extension IS NOT NULL AS version_ok FROM capstone.version();
-SELECT count(*) >= 0 AS xmin_holders_ok FROM capstone.xmin_holders();
-SELECT count(*) >= 0 AS lock_snapshot_ok FROM capstone.lock_snapshot();
-SELECT count(*) >= 0 AS backfill_status_ok FROM capstone.backfill_status();
+SELECT holder_kind, holder FROM capstone.xmin_holders() WHERE holder_kind = 'prepared_xact';
+SELECT role, mode, object, granted FROM capstone.lock_snapshot() WHERE object = 'sec.t';
 SELECT count(*) = 7 AS triage_ok FROM capstone.triage();
-SELECT length(capstone.report()) > 0 AS report_ok;
-SELECT count(*) >= 0 AS report_charts_ok FROM capstone.report_charts();
+SELECT position('No evidence yet' IN capstone.report()) > 0 AS report_has_none_of_the_superusers,
+       position('forged' IN capstone.report()) = 0 AS nothing_forged;
+SELECT count(*) AS report_charts_visible FROM capstone.report_charts();
 -- bloat_report reads pages only of tables this role may SELECT: sec.t yes, sec.secret no
 SELECT relation FROM capstone.bloat_report('sec') ORDER BY 1;
 SELECT * FROM capstone.bloat_report(rel => 'sec.secret');
@@ -125,6 +154,8 @@ SELECT * FROM capstone.bloat_report('sec', mode => 'exact');
 \echo :LAST_ERROR_SQLSTATE
 SELECT rank, key_column FROM capstone.shard_advice('sec') ORDER BY rank;
 RESET ROLE;
+ROLLBACK PREPARED 'capstone_sec_px';
+SELECT public.dblink_exec('sec_holder', 'COMMIT') AS holder_released;
 
 -- 3. shadow objects ---------------------------------------------------------------------
 -- A schema ahead of pg_catalog in the path holds look-alikes of catalog views, functions
@@ -203,18 +234,24 @@ SELECT count(*) > 0 AS tripwire_works FROM (SELECT 1 FROM pg_locks LIMIT 1) l;
 SELECT 'a'::text = 'a'::text AS operator_tripwire_works;
 -- capstone's functions under that path: no warning may appear below
 SELECT extension IS NOT NULL AS version_ok FROM capstone.version();
-SELECT count(*) >= 0 AS xmin_holders_ok FROM capstone.xmin_holders();
-SELECT count(*) >= 0 AS lock_snapshot_ok FROM capstone.lock_snapshot();
-SELECT count(*) >= 0 AS backfill_status_ok FROM capstone.backfill_status();
+BEGIN;
+INSERT INTO sec.jobs_t VALUES (1001, 0);
+PREPARE TRANSACTION 'capstone_sec_px2';
+SELECT holder_kind, holder FROM capstone.xmin_holders() WHERE holder_kind OPERATOR(pg_catalog.=) 'prepared_xact';
+ROLLBACK PREPARED 'capstone_sec_px2';
+SELECT public.dblink_exec('sec_holder', 'BEGIN; LOCK TABLE sec.jobs_t IN SHARE MODE') AS holder_locked;
+SELECT role, mode, object, granted FROM capstone.lock_snapshot() WHERE object OPERATOR(pg_catalog.=) 'sec.jobs_t';
+SELECT public.dblink_exec('sec_holder', 'COMMIT') AS holder_released;
+SELECT count(*) AS backfill_status_rows FROM capstone.backfill_status(:superuser_job);
 SELECT count(*) > 0 AS bloat_report_ok FROM capstone.bloat_report('sec');
 SELECT count(*) > 0 AS bloat_report_approx_ok FROM capstone.bloat_report('sec', mode => 'approx');
-SELECT count(*) >= 0 AS pooling_audit_ok FROM capstone.pooling_audit();
+SELECT count(*) > 0 AS pooling_audit_ok FROM capstone.pooling_audit();
 SELECT count(*) > 0 AS pool_size_ok FROM capstone.pool_size();
 SELECT count(*) > 0 AS shard_advice_ok FROM capstone.shard_advice('sec');
 SELECT count(*) > 0 AS shard_plan_ok FROM capstone.shard_plan('sec');
 SELECT count(*) FILTER (WHERE status <> 'ok') AS triage_probes_not_ok FROM capstone.triage();
-SELECT length(capstone.report()) > 0 AS report_ok;
-SELECT count(*) >= 0 AS report_charts_ok FROM capstone.report_charts();
+SELECT position('## Plans' IN capstone.report()) > 0 AS report_ok;
+SELECT count(*) > 0 AS report_charts_ok FROM capstone.report_charts();
 -- the functions that run the caller's SQL: capstone's own statements stay pinned, the
 -- caller's statement sees the caller's path (sec.t is found; nothing of evil is used)
 SELECT count(*) > 0 AS explain_ok FROM capstone.explain('SELECT count(*) FROM sec.t');
@@ -222,7 +259,19 @@ SELECT count(*) > 0 AS estimate_gap_ok FROM capstone.estimate_gap('SELECT count(
 SELECT count(*) > 0 AS explain_diff_ok FROM capstone.explain_diff('SELECT count(*) FROM sec.t', 'ANALYZE sec.t');
 SELECT count(*) > 0 AS estimate_gap_evidence_ok FROM capstone.estimate_gap(:superuser_capture);
 SELECT attempt, outcome FROM capstone.safe_ddl('ALTER TABLE sec.t ADD COLUMN w int');
-SELECT count(*) AS plan_gate_rows FROM capstone.plan_gate();
+SELECT name, passed FROM capstone.plan_gate();
+SELECT capstone.plan_gate_json()->'passed' AS plan_gate_json_passed;
+SELECT capstone.assert_plans();
+SELECT max(id) AS last_capture FROM capstone.evidence WHERE payload ? 'plan' \gset
+SELECT count(*) > 0 AS explain_diff_ids_ok FROM capstone.explain_diff(:superuser_capture, :last_capture);
+SELECT capstone.backfill_start('sec.jobs_t', 'v = 2') AS shadow_job \gset
+DO $$ BEGIN
+  FOR i IN 1..200 LOOP
+    EXIT WHEN (SELECT state FROM capstone.backfill_jobs ORDER BY id DESC LIMIT 1) OPERATOR(pg_catalog.=) 'done';
+    PERFORM pg_catalog.pg_sleep(0.05);
+  END LOOP;
+END $$;
+SELECT state, rows_done FROM capstone.backfill_status(:shadow_job);
 -- the caller's statement does resolve through the caller's path (by design)
 SET search_path = sec, pg_catalog;
 SELECT count(*) > 0 AS unqualified_query_ok FROM capstone.estimate_gap('SELECT count(*) FROM t');
@@ -230,7 +279,7 @@ SELECT attempt, outcome FROM capstone.safe_ddl('ALTER TABLE t DROP COLUMN w');
 RESET search_path;
 -- and the path the caller had is the path the caller has afterwards
 SET search_path = evil, public, pg_catalog;
-SELECT count(*) >= 0 AS ran FROM capstone.estimate_gap('SELECT 1');
+SELECT count(*) > 0 AS ran FROM capstone.estimate_gap('SELECT 1');
 SHOW search_path;
 RESET search_path;
 
