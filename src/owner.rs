@@ -67,6 +67,6 @@ pub fn write<R>(f: impl FnOnce() -> R) -> R {
         let f = f;
         crate::search_path::pinned(f.0)
     })
-        .finally(move || unsafe { pg_sys::SetUserIdAndSecContext(uid, ctx) })
-        .execute()
+    .finally(move || unsafe { pg_sys::SetUserIdAndSecContext(uid, ctx) })
+    .execute()
 }

@@ -331,9 +331,11 @@ fn backfill_start(
         .unwrap_or_else(|| CapstoneError::PrerequisiteState("could not record the backfill job".into()).raise());
         // start now if a worker slot is free; otherwise the launcher starts it later
         // every role's running jobs share the worker slots
-        let running = crate::owner::write(|| Spi::get_one::<i64>(
-            "SELECT count(*) FROM capstone.backfill_jobs WHERE state = 'running'",
-        ))
+        let running = crate::owner::write(|| {
+            Spi::get_one::<i64>(
+                "SELECT count(*) FROM capstone.backfill_jobs WHERE state = 'running'",
+            )
+        })
         .ok()
         .flatten()
         .unwrap_or(0);
@@ -603,7 +605,9 @@ fn safe_ddl(
         // the text and errors kept in capstone.ddl_attempts
         let (logged_ddl, redacted) = match secret {
             Some(kind) => (
-                format!("{kind} … (redacted: the statement may carry a password or connection string)"),
+                format!(
+                    "{kind} … (redacted: the statement may carry a password or connection string)"
+                ),
                 true,
             ),
             None => (ddl.clone(), false),

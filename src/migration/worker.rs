@@ -151,14 +151,16 @@ fn load_job(id: i64) -> Option<(String, Job)> {
 
 fn finish(id: i64, state: &str, error: Option<String>) {
     let _ = in_transaction(|| {
-        crate::owner::write(|| Spi::run_with_args(
+        crate::owner::write(|| {
+            Spi::run_with_args(
             "UPDATE capstone.backfill_jobs
                 SET state = CASE WHEN state IN ('cancelled', 'paused') AND $2 <> 'failed' THEN state ELSE $2 END,
                     last_error = coalesce($3, last_error), worker_pid = NULL, updated_at = clock_timestamp(),
                     finished_at = CASE WHEN $2 IN ('done', 'failed') THEN clock_timestamp() ELSE finished_at END
               WHERE id = $1",
             &[id.into(), state.into(), error.into()],
-        ))
+        )
+        })
     });
 }
 
@@ -216,15 +218,18 @@ fn run_batch(id: i64, job: &Job, retries: i32, timeouts: i32) -> Batch {
         let ms = started.elapsed().as_secs_f64() * 1000.0;
         match last {
             None => {
-                crate::owner::write(|| Spi::run_with_args(
+                crate::owner::write(|| {
+                    Spi::run_with_args(
                     "UPDATE capstone.backfill_jobs SET state = 'done', finished_at = clock_timestamp(),
                             updated_at = clock_timestamp(), worker_pid = NULL WHERE id = $1",
                     &[id.into()],
-                ))?;
+                )
+                })?;
                 Ok::<_, pgrx::spi::Error>(false)
             }
             Some(last) => {
-                crate::owner::write(|| Spi::run_with_args(
+                crate::owner::write(|| {
+                    Spi::run_with_args(
                     "WITH j AS (UPDATE capstone.backfill_jobs
                                    SET last_key = $2, rows_done = rows_done + $3, batches_done = batches_done + 1,
                                        updated_at = clock_timestamp()
@@ -240,7 +245,8 @@ fn run_batch(id: i64, job: &Job, retries: i32, timeouts: i32) -> Batch {
                         timeouts.into(),
                         ms.into(),
                     ],
-                ))?;
+                )
+                })?;
                 Ok(true)
             }
         }
@@ -317,12 +323,14 @@ pub extern "C-unwind" fn capstone_backfill_main(_arg: pg_sys::Datum) {
         return;
     }
     let _ = in_transaction(|| {
-        crate::owner::write(|| Spi::run_with_args(
+        crate::owner::write(|| {
+            Spi::run_with_args(
             "UPDATE capstone.backfill_jobs SET state = 'running', worker_pid = pg_backend_pid(),
                     started_at = coalesce(started_at, clock_timestamp()), updated_at = clock_timestamp()
               WHERE id = $1 AND state IN ('queued', 'running')",
             &[id.into()],
-        ))
+        )
+        })
     });
     let seed = unsafe { pg_sys::MyProcPid as u64 };
     loop {
@@ -350,11 +358,13 @@ pub extern "C-unwind" fn capstone_backfill_main(_arg: pg_sys::Datum) {
                     // visible at once in backfill_status, not only when the batch finally commits
                     let timeout = i32::from(code == "55P03");
                     let _ = in_transaction(|| {
-                        crate::owner::write(|| Spi::run_with_args(
+                        crate::owner::write(|| {
+                            Spi::run_with_args(
                             "UPDATE capstone.backfill_jobs SET retries = retries + 1, lock_timeouts = lock_timeouts + $2,
                                     last_error = $3, updated_at = clock_timestamp() WHERE id = $1",
                             &[id.into(), timeout.into(), format!("{code}: {msg} (retrying)").into()],
-                        ))
+                        )
+                        })
                     });
                     if retries > job.max_retries {
                         break Some((

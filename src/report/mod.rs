@@ -397,7 +397,13 @@ pub fn chart_prefix(who: &str, reader: &str) -> String {
     } else {
         let safe: String = who
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '_'
+                }
+            })
             .collect();
         format!("by_{safe}__")
     }
@@ -711,7 +717,13 @@ fn report_charts(
     for (who, rows) in by_role(load_rows(roles), &reader) {
         let prefix = chart_prefix(&who, &reader);
         for (n, c) in charts(&rows) {
-            out.push((format!("{prefix}{n}"), c.title.clone(), c.svg(), c.csv(), who.clone()));
+            out.push((
+                format!("{prefix}{n}"),
+                c.title.clone(),
+                c.svg(),
+                c.csv(),
+                who.clone(),
+            ));
         }
     }
     TableIterator::new(out)
