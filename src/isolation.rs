@@ -166,13 +166,60 @@ SELECT (SELECT count(*) FROM o) + (SELECT count(*) FROM s)";
 const LEFTOVERS: &str = "SELECT coalesce(string_agg(format('tenant %s (%s)', tenant_id, slug), ', ' ORDER BY tenant_id), '')
                            FROM shop.tenants WHERE slug LIKE 'capstone-demo-%'";
 
-fn setup_sql(token: i64) -> String {
+/// The columns a demo customer must fill, read from the catalog so the demo follows the lab's
+/// schema as it is (the migration gate replaces `full_name` by `first_name` + `last_name`):
+/// every NOT NULL column without a default, identity or generation, with a value that
+/// satisfies the lab's checks for the columns it knows and a neutral one by type otherwise.
+/// Returns (column list, value list), both starting with a comma, or why it cannot.
+fn customer_fill() -> Result<(String, String), String> {
+    Spi::connect(|c| {
+        let t = c.select(
+            "SELECT pg_catalog.quote_ident(a.attname),
+                    CASE a.attname WHEN 'email' THEN '''demo@capstone.example'''
+                                   WHEN 'country' THEN '''DE'''
+                                   WHEN 'segment' THEN '''consumer'''
+                                   WHEN 'full_name' THEN '''Demo Customer'''
+                                   WHEN 'first_name' THEN '''Demo'''
+                                   WHEN 'last_name' THEN '''Customer'''
+                         ELSE CASE ty.typcategory WHEN 'S' THEN '''demo'''
+                                                  WHEN 'N' THEN '0'
+                                                  WHEN 'D' THEN 'now()'
+                                                  WHEN 'B' THEN 'false' END
+                              || '::' || pg_catalog.format_type(a.atttypid, a.atttypmod) END
+               FROM pg_catalog.pg_attribute a
+               JOIN pg_catalog.pg_type ty ON ty.oid = a.atttypid
+              WHERE a.attrelid = 'shop.customers'::pg_catalog.regclass AND a.attnum > 0
+                AND NOT a.attisdropped AND a.attnotnull AND NOT a.atthasdef
+                AND a.attidentity = '' AND a.attgenerated = '' AND a.attname <> 'tenant_id'
+              ORDER BY a.attnum",
+            None,
+            &[],
+        )?;
+        let (mut cols, mut vals) = (String::new(), String::new());
+        for r in t {
+            let col = r.get::<String>(1)?.unwrap_or_default();
+            match r.get::<String>(2)? {
+                Some(v) => {
+                    cols.push_str(", ");
+                    cols.push_str(&col);
+                    vals.push_str(", ");
+                    vals.push_str(&v);
+                }
+                None => return Ok(Err(format!("shop.customers.{col} is NOT NULL without a default, and the demo cannot fill its type"))),
+            }
+        }
+        Ok::<_, pgrx::spi::Error>(Ok((cols, vals)))
+    })
+    .unwrap_or_else(|e| Err(e.to_string()))
+}
+
+fn setup_sql(token: i64, customer_cols: &str, customer_vals: &str) -> String {
     format!(
         "WITH t AS (INSERT INTO shop.tenants (slug, name, plan, region, currency, credit_limit_cents)
                     VALUES ('capstone-demo-{token}', 'capstone anomaly demo', 'free', 'eu', 'EUR', 10000)
                     RETURNING tenant_id),
-              c AS (INSERT INTO shop.customers (tenant_id, email, full_name, country, segment, created_at)
-                    SELECT tenant_id, 'demo@capstone.example', 'Demo Customer', 'DE', 'consumer', now() FROM t
+              c AS (INSERT INTO shop.customers (tenant_id{customer_cols})
+                    SELECT tenant_id{customer_vals} FROM t
                     RETURNING tenant_id),
               p AS (INSERT INTO shop.products (tenant_id, sku, name, category, price_cents)
                     SELECT tenant_id, 'DEMO', 'Demo product', 'toys', 500 FROM t RETURNING tenant_id, product_id),
@@ -649,7 +696,12 @@ pub fn demo(anomaly: &str, mode: &str) -> Vec<Row> {
         for sql in [TEARDOWN, DROP_PARENTS, DROP_TENANT] {
             d.exec(0, sql);
         }
-        let tenant = match d.exec(0, &setup_sql(token)) {
+        let (cols, vals) = customer_fill().unwrap_or_else(|why| {
+            CapstoneError::PrerequisiteState(format!("demo setup failed: {why}")).raise_hint(
+                "give the column a default, or run the demo on a lab whose customers table it can fill",
+            )
+        });
+        let tenant = match d.exec(0, &setup_sql(token, &cols, &vals)) {
             Ended::Row(v) => v.split(',').next().and_then(|t| t.parse::<i64>().ok()).unwrap_or(0),
             Ended::Failed(c, m) => CapstoneError::PrerequisiteState(format!("demo setup failed ({c}): {m}")).raise(),
         };
