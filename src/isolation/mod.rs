@@ -470,7 +470,9 @@ pub fn demo(anomaly: &str, mode: &str) -> (Vec<Row>, Vec<String>) {
         );
     }
     // the sessions run as the caller, so the caller needs what the fixture and the script
-    // do on the lab's tables; say all of it before anything runs
+    // do on the lab's tables (deleting the demo's orders fires the order_lines trigger that
+    // recomputes order totals, as the caller: UPDATE on orders, SELECT on order_lines);
+    // say all of it before anything runs
     let missing = Spi::get_one::<String>(
         "SELECT string_agg(CASE WHEN v.t IS NULL THEN 'USAGE on schema shop' ELSE format('%s on shop.%s', v.p, v.t) END,
                            ', ' ORDER BY v.n)
@@ -479,7 +481,8 @@ pub fn demo(anomaly: &str, mode: &str) -> (Vec<Row>, Vec<String>) {
                         (7, 'customers', 'DELETE'), (8, 'products', 'SELECT'), (9, 'products', 'INSERT'),
                         (10, 'products', 'DELETE'), (11, 'stock', 'SELECT'), (12, 'stock', 'INSERT'),
                         (13, 'stock', 'UPDATE'), (14, 'stock', 'DELETE'), (15, 'orders', 'SELECT'),
-                        (16, 'orders', 'INSERT'), (17, 'orders', 'DELETE')) v(n, t, p)
+                        (16, 'orders', 'INSERT'), (17, 'orders', 'UPDATE'), (18, 'orders', 'DELETE'),
+                        (19, 'order_lines', 'SELECT')) v(n, t, p)
           WHERE CASE WHEN v.t IS NULL THEN NOT pg_catalog.has_schema_privilege('shop', 'USAGE')
                      ELSE NOT pg_catalog.has_table_privilege(
                             (SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -494,7 +497,7 @@ pub fn demo(anomaly: &str, mode: &str) -> (Vec<Row>, Vec<String>) {
         ))
         .raise_with(
             "nothing was created or run",
-            "grant what README's Grants section lists for anomaly_demo: USAGE on schema shop; SELECT, INSERT, DELETE on shop.tenants, customers, products, stock and orders; UPDATE on shop.tenants and shop.stock",
+            "grant what README's Grants section lists for anomaly_demo: USAGE on schema shop; SELECT, INSERT, DELETE on shop.tenants, customers, products, stock and orders; UPDATE on shop.tenants, stock and orders; SELECT on shop.order_lines",
         );
     }
     // one demo at a time per database: concurrent runs would share the demo fixture

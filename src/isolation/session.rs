@@ -262,8 +262,9 @@ impl Sessions {
                 ));
             }
             if started.elapsed() > timeout {
-                CapstoneError::Timeout(format!("demo session {label} did not start"))
-                    .raise_hint("capstone.worker_timeout bounds the wait; check max_worker_processes");
+                CapstoneError::Timeout(format!("demo session {label} did not start")).raise_hint(
+                    "capstone.worker_timeout bounds the wait; check max_worker_processes",
+                );
             }
             nap(1, true);
         }
@@ -295,8 +296,7 @@ impl Sessions {
             ))
             .raise();
         }
-        let Some((slot, generation, pid)) = self.with(s, |x| (x.slot, x.generation, x.pid))
-        else {
+        let Some((slot, generation, pid)) = self.with(s, |x| (x.slot, x.generation, x.pid)) else {
             CapstoneError::PrerequisiteState("no such demo session".into()).raise()
         };
         let accepted = {
@@ -321,8 +321,7 @@ impl Sessions {
     /// Whether session `s` is still running its statement (false once it has answered
     /// or is gone).
     pub fn busy(&self, s: usize) -> bool {
-        let Some((slot, generation, pid)) = self.with(s, |x| (x.slot, x.generation, x.pid))
-        else {
+        let Some((slot, generation, pid)) = self.with(s, |x| (x.slot, x.generation, x.pid)) else {
             return false;
         };
         let running = {
@@ -575,11 +574,10 @@ fn parse(sql: &str) -> Parsed {
             continue;
         }
         unsafe {
-            parsed.tag = std::ffi::CStr::from_ptr(pg_sys::GetCommandTagName(
-                pg_sys::CreateCommandTag(node),
-            ))
-            .to_string_lossy()
-            .into_owned();
+            parsed.tag =
+                std::ffi::CStr::from_ptr(pg_sys::GetCommandTagName(pg_sys::CreateCommandTag(node)))
+                    .to_string_lossy()
+                    .into_owned();
             if (*node).type_ != pg_sys::NodeTag::T_TransactionStmt {
                 continue;
             }
