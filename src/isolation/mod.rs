@@ -605,6 +605,9 @@ fn cleanup(d: &Driver) {
         for s in 0..n {
             let _ = subxact::run(Outcome::Commit, || {
                 if d.busy(s) {
+                    // a statement still running (waiting for a lock held outside the demo,
+                    // say) is cancelled rather than waited for
+                    d.sessions.cancel(s);
                     let _ = d.result(s);
                 }
                 d.exec(s, "ROLLBACK");

@@ -318,6 +318,19 @@ impl Sessions {
         wake(pid);
     }
 
+    /// Cancel the statement session `s` is running (a lock wait, say), as
+    /// pg_cancel_backend would: the statement fails with 57014 and the session stays.
+    pub fn cancel(&self, s: usize) {
+        let pid = self.pid(s);
+        if pid != 0 && self.busy(s) {
+            unsafe extern "C" {
+                fn kill(pid: pg_sys::pid_t, sig: std::ffi::c_int) -> std::ffi::c_int;
+            }
+            // SAFETY: our own worker's pid, still alive (busy checked it)
+            unsafe { kill(pid, pg_sys::SIGINT as std::ffi::c_int) };
+        }
+    }
+
     /// Whether session `s` is still running its statement (false once it has answered
     /// or is gone).
     pub fn busy(&self, s: usize) -> bool {
@@ -866,7 +879,13 @@ pub extern "C-unwind" fn capstone_demo_session_main(_arg: pg_sys::Datum) {
                 let a = execute(&mut t, &sql);
                 answer(slot, generation, seq, &a);
             }
-            Some(None) => nap(100, true),
+            Some(None) => {
+                nap(100, false);
+                // a cancel with no statement running cancels nothing, as for an idle
+                // backend; a terminate still ends the session here
+                unsafe { (&raw mut pg_sys::QueryCancelPending).write_volatile(0) };
+                check_for_interrupts!();
+            }
         }
     }
     if unsafe { pg_sys::IsTransactionState() } {
