@@ -135,12 +135,11 @@ else
 fi
 "${PSQL[@]}" -c "DROP TABLE crash_big"
 
-# 5. anomaly_demo cut short: its dblink sessions die with the server; the next run sweeps
+# 5. anomaly_demo cut short: its session workers die with the server; the next run sweeps
 # the fixture left behind, records the aborted run, and gives the same verdict as always.
 # To stop the demo mid-run for sure, another session holds the advisory lock the next
 # demo's session A will ask for (mode 'advisory lock': the key is the demo tenant's id,
 # the next value of shop.tenants' identity sequence).
-"${PSQL[@]}" -c "CREATE EXTENSION IF NOT EXISTS dblink"
 want=$("${PSQL[@]}" -c "SELECT result FROM capstone.anomaly_demo('lost_update', 'advisory lock') WHERE session = 'check'")
 tseq=$("${PSQL[@]}" -c "SELECT pg_get_serial_sequence('shop.tenants', 'tenant_id')")
 "${PSQL[@]}" -c "SELECT pg_advisory_lock(hashtext('capstone-demo-stock'),

@@ -36,9 +36,11 @@ extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     gucs::init();
-    // the launcher (which resumes backfill jobs after a restart) needs preloading
+    // the launcher (which resumes backfill jobs after a restart) and the anomaly demo's
+    // session slots in shared memory need preloading
     if unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
         migration::worker::register_launcher();
+        isolation::session::init_shmem();
     }
 }
 

@@ -28,6 +28,13 @@ BEGIN
 END
 $grant$;
 SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = 'capstone_app_dba';
+-- README, "Grants": anomaly_demo runs on the lab's shop tables, which the role does not own;
+-- it gets exactly what the demo's fixture and script need there
+SELECT count(*) > 0 AS lab_loaded FROM capstone.lab_install(scale => 0.01, seed => 42, anchor => '2026-06-01 00:00+00');
+GRANT USAGE ON SCHEMA shop TO capstone_app_dba;
+GRANT SELECT, INSERT, DELETE ON shop.tenants, shop.customers, shop.products, shop.stock, shop.orders TO capstone_app_dba;
+GRANT UPDATE ON shop.tenants, shop.stock, shop.orders TO capstone_app_dba;
+GRANT SELECT ON shop.order_lines TO capstone_app_dba;
 
 -- 1. the granted role, on its own table ---------------------------------------------------
 SET ROLE capstone_app_dba;
@@ -78,10 +85,15 @@ SELECT count(*) AS samples FROM capstone.lock_watch('300 ms', '100 ms', 'app: lo
 SELECT DISTINCT scenario_id AS sid FROM capstone.bloat_scenario(rel => 'public.app_t', hold => '1 min') \gset
 SELECT DISTINCT step FROM capstone.bloat_scenario_finish(:sid) WHERE step LIKE 'vacuum%' ORDER BY 1;
 
--- anomaly_demo, granted, is refused before it creates or runs anything: its sessions are
--- dblink connections, which a non-superuser may open only with a password
-SELECT * FROM capstone.anomaly_demo('lost_update', 'read committed');
-\echo :LAST_ERROR_SQLSTATE
+-- anomaly_demo, granted: its two sessions are capstone background workers running as this
+-- role (no dblink, no superuser), on the lab's tables with the grants above
+SELECT step, session, left(statement, 60) AS statement, result, sqlstate
+  FROM capstone.anomaly_demo('lost_update', 'read committed');
+SELECT result FROM capstone.anomaly_demo('write_skew', 'serializable') WHERE session = 'check';
+SELECT s->>'session' AS session, s->>'role' AS ran_as, s->>'role' = current_user AS as_me
+  FROM capstone.evidence e, jsonb_array_elements(e.payload->'sessions') s
+ WHERE e.id = (SELECT max(id) FROM capstone.evidence WHERE gate = 'isolation') ORDER BY 1;
+SELECT count(*) AS fixture_tenants FROM shop.tenants WHERE slug LIKE 'capstone-demo-%';
 
 -- its evidence is its own
 SELECT count(*) > 0 AS has_evidence, bool_and(captured_by = current_user) AS all_mine FROM capstone.evidence;
@@ -115,6 +127,9 @@ SELECT count(*) AS others_gate_rows FROM capstone.plan_gate();
 SELECT * FROM capstone.estimate_gap(:eid);
 \echo :LAST_ERROR_SQLSTATE
 INSERT INTO capstone.watched_queries (name, sql, owner) VALUES ('as someone else', 'SELECT 1', 'capstone_app_dba');
+\echo :LAST_ERROR_SQLSTATE
+-- granted anomaly_demo but none of the lab grants: refused before anything runs, saying what it lacks
+SELECT * FROM capstone.anomaly_demo('lost_update', 'read committed');
 \echo :LAST_ERROR_SQLSTATE
 RESET ROLE;
 

@@ -1,10 +1,8 @@
 -- Isolation gate: two real sessions, a fixed interleaving, the same outcome every run.
 SET client_min_messages = warning;
 CREATE EXTENSION capstone;
--- before the lab exists, and before dblink exists, the demo says what it needs
-SELECT * FROM capstone.anomaly_demo('lost_update', 'read committed');
-\echo :LAST_ERROR_SQLSTATE
-CREATE EXTENSION dblink;
+-- before the lab exists the demo says what it needs (its sessions are capstone's own
+-- background workers: no dblink)
 SELECT * FROM capstone.anomaly_demo('lost_update', 'read committed');
 \echo :LAST_ERROR_SQLSTATE
 SELECT count(*) > 0 AS loaded FROM capstone.lab_install(scale => 0.01, seed => 42, anchor => '2026-06-01 00:00+00');
@@ -48,7 +46,8 @@ SELECT * FROM capstone.anomaly_demo(NULL, 'read committed');
 SELECT * FROM capstone.anomaly_demo('write_skew', NULL);
 \echo :LAST_ERROR_SQLSTATE
 
--- a second demo while one runs is refused, not mixed in
+-- a second demo while one runs is refused, not mixed in (a dblink session holds the lock)
+CREATE EXTENSION dblink;
 SELECT dblink_connect('holder', format('dbname=%s host=%s port=%s', current_database(),
        split_part(current_setting('unix_socket_directories'), ',', 1), current_setting('port')));
 SELECT dblink_exec('holder', 'BEGIN');

@@ -1,8 +1,8 @@
 //! Two-session anomaly reproducer: `capstone.anomaly_demo(anomaly, mode)`.
 //!
-//! Two real backends (dblink connections to this database as the current role)
-//! run a fixed script. The calling backend drives them one statement at a time
-//! and is never one of the two. The interleaving is deterministic without
+//! Two real backends (capstone background workers in this database, running as
+//! the calling role: see `session`) run a fixed script. The calling backend
+//! drives them one statement at a time and is never one of the two. The interleaving is deterministic without
 //! sleeps: a statement is sent, and the driver waits until it has either
 //! finished or is blocked on a lock (seen in `pg_locks`); when the next
 //! statement in script order belongs to a session that is still blocked, the
@@ -13,6 +13,8 @@
 
 // pgrx needs each result row spelled out as a name!() tuple in the signature
 #![allow(clippy::type_complexity)]
+
+pub mod session;
 
 use crate::error::{required, CapstoneError};
 use crate::subxact::{self, Outcome};
@@ -236,21 +238,10 @@ SELECT (SELECT count(*) FROM p) + (SELECT count(*) FROM c)";
 const DROP_TENANT: &str =
     "WITH d AS (DELETE FROM shop.tenants WHERE slug LIKE 'capstone-demo-%' RETURNING 1) SELECT count(*)::text FROM d";
 
-/// A dblink session driven by the calling backend.
-struct Session {
-    name: String,
-    pid: i32,
-}
-
+/// The two sessions, driven by the calling backend.
 struct Driver {
-    dblink: String,
-    sessions: std::cell::RefCell<Vec<Session>>,
+    sessions: session::Sessions,
     timeout: Duration,
-}
-
-/// libpq conninfo value quoting: single quotes, backslash escapes.
-fn conn_value(v: &str) -> String {
-    format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
 /// How one statement ended.
@@ -259,99 +250,32 @@ enum Ended {
     Failed(String, String),
 }
 
+impl From<session::Answer> for Ended {
+    fn from(a: session::Answer) -> Ended {
+        match a {
+            session::Answer::Row(v) => Ended::Row(v),
+            session::Answer::Failed(c, m) => Ended::Failed(c, m),
+        }
+    }
+}
+
 impl Driver {
-    fn q(&self, f: &str) -> String {
-        format!("{}.{f}", pgrx::spi::quote_identifier(&self.dblink))
-    }
-
-    fn name(&self, s: usize) -> String {
-        self.sessions
-            .borrow()
-            .get(s)
-            .map(|x| x.name.clone())
-            .unwrap_or_default()
-    }
-
-    fn pid(&self, s: usize) -> i32 {
-        self.sessions.borrow().get(s).map(|x| x.pid).unwrap_or(0)
-    }
-
     fn connect(&self, label: &str, token: i64) {
-        let name = format!("capstone_demo_{label}_{token}");
-        let (db, user, sock, port) = Spi::connect(|c| {
-            let t = c.select(
-                "SELECT current_database()::text, current_user::text,
-                        split_part(current_setting('unix_socket_directories'), ',', 1), current_setting('port')",
-                Some(1),
-                &[],
-            )?;
-            let r = t.first();
-            Ok::<_, pgrx::spi::Error>((
-                r.get::<String>(1)?.unwrap_or_default(),
-                r.get::<String>(2)?.unwrap_or_default(),
-                r.get::<String>(3)?.unwrap_or_default(),
-                r.get::<String>(4)?.unwrap_or_default(),
-            ))
-        })
-        .unwrap_or_default();
-        let host = if sock.trim().is_empty() {
-            "localhost".to_string()
-        } else {
-            sock.trim().to_string()
-        };
-        let conninfo = format!(
-            "dbname={} user={} host={} port={} application_name=capstone_demo",
-            conn_value(&db),
-            conn_value(&user),
-            conn_value(&host),
-            conn_value(&port)
-        );
-        Spi::run_with_args(&format!("SELECT {}($1, $2)", self.q("dblink_connect")), &[name.clone().into(), conninfo.into()])
-            .unwrap_or_else(|e| {
-                CapstoneError::PrerequisiteState(format!("could not open demo session {label}: {e}"))
-                    .raise_hint("the demo connects back to this server over its Unix socket as the current role; check pg_hba.conf")
-            });
-        let pid = Spi::get_one_with_args::<String>(
-            &format!(
-                "SELECT x FROM {}($1, 'SELECT pg_backend_pid()::text') AS t(x text)",
-                self.q("dblink")
-            ),
-            &[name.clone().into()],
-        )
-        .ok()
-        .flatten()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0);
-        self.sessions.borrow_mut().push(Session { name, pid });
+        self.sessions.open(label, token, self.timeout);
     }
 
     fn send(&self, s: usize, sql: &str) {
-        let ok = Spi::get_one_with_args::<i32>(
-            &format!("SELECT {}($1, $2)", self.q("dblink_send_query")),
-            &[self.name(s).into(), sql.into()],
-        )
-        .ok()
-        .flatten();
-        if ok != Some(1) {
-            CapstoneError::PrerequisiteState("a demo session stopped accepting statements".into())
-                .raise();
-        }
+        self.sessions.send(s, sql);
     }
 
     fn busy(&self, s: usize) -> bool {
-        Spi::get_one_with_args::<i32>(
-            &format!("SELECT {}($1)", self.q("dblink_is_busy")),
-            &[self.name(s).into()],
-        )
-        .ok()
-        .flatten()
-            == Some(1)
+        self.sessions.busy(s)
     }
 
     fn blocked(&self, s: usize) -> bool {
         Spi::get_one_with_args::<bool>(
             "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_locks WHERE pid = $1 AND NOT granted)",
-            &[self.pid(s).into()],
+            &[self.sessions.pid(s).into()],
         )
         .ok()
         .flatten()
@@ -360,42 +284,7 @@ impl Driver {
 
     /// Collect a finished statement's result (first column of the first row, or the command tag).
     fn result(&self, s: usize) -> Ended {
-        let name = self.name(s);
-        let sql = format!(
-            "SELECT x FROM {}($1, true) AS t(x text)",
-            self.q("dblink_get_result")
-        );
-        let r = subxact::run(Outcome::Commit, || {
-            Spi::connect(|c| {
-                let t = c.select(&sql, None, &[name.clone().into()])?;
-                let mut first = None;
-                for row in t {
-                    if first.is_none() {
-                        first = Some(row.get::<String>(1)?.unwrap_or_default());
-                    }
-                }
-                Ok::<_, pgrx::spi::Error>(first.unwrap_or_default())
-            })
-        });
-        // drain the terminating empty result so the connection can be reused
-        let _ = subxact::run(Outcome::Commit, || {
-            Spi::run_with_args(
-                &format!(
-                    "SELECT count(*) FROM {}($1, false) AS t(x text)",
-                    self.q("dblink_get_result")
-                ),
-                &[name.clone().into()],
-            )
-        });
-        match r {
-            Ok(Ok(v)) => Ended::Row(v),
-            Ok(Err(e)) => Ended::Failed("XX000".into(), e.to_string()),
-            Err(e) => {
-                let (code, msg) = subxact::describe(&e);
-                // dblink prefixes its own context; keep the remote message
-                Ended::Failed(code, msg)
-            }
-        }
+        self.sessions.result(s, self.timeout).into()
     }
 
     fn tick() {
@@ -414,31 +303,11 @@ impl Driver {
     /// Run one statement synchronously (setup/teardown).
     fn exec(&self, s: usize, sql: &str) -> Ended {
         self.send(s, sql);
-        let start = Instant::now();
-        while self.busy(s) {
-            if start.elapsed() > self.timeout {
-                return Ended::Failed("57014".into(), "timed out".into());
-            }
-            Self::tick();
-        }
         self.result(s)
     }
 
     fn disconnect_all(&self) {
-        let names: Vec<String> = self
-            .sessions
-            .borrow()
-            .iter()
-            .map(|s| s.name.clone())
-            .collect();
-        for n in names {
-            let _ = subxact::run(Outcome::Commit, || {
-                Spi::run_with_args(
-                    &format!("SELECT {}($1)", self.q("dblink_disconnect")),
-                    &[n.clone().into()],
-                )
-            });
-        }
+        self.sessions.close_all();
     }
 }
 
@@ -622,21 +491,22 @@ pub fn classify(
     (happened, verdict)
 }
 
-pub fn demo(anomaly: &str, mode: &str) -> Vec<Row> {
-    let dblink = Spi::get_one::<String>(
-        "SELECT n.nspname::text FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace
-          WHERE e.extname = 'dblink'",
-    )
-    .ok()
-    .flatten()
-    .unwrap_or_else(|| {
-        CapstoneError::NotSupported("capstone.anomaly_demo needs the dblink extension".into()).raise_with(
-            "the two demo sessions are dblink connections to this database",
-            "CREATE EXTENSION dblink;",
+/// The demo's rows, and the roles its two sessions ran as.
+pub fn demo(anomaly: &str, mode: &str) -> (Vec<Row>, Vec<String>) {
+    if !session::available() {
+        CapstoneError::PrerequisiteState(
+            "capstone.anomaly_demo needs capstone in shared_preload_libraries".into(),
         )
-    });
+        .raise_with(
+            "its two sessions are capstone background workers, driven through shared memory that exists only when the library is preloaded",
+            "add capstone to shared_preload_libraries in postgresql.conf and restart the server",
+        );
+    }
+    // read from the catalog, so a role without USAGE on shop hears what it lacks below
     let lab = Spi::get_one::<bool>(
-        "SELECT to_regclass('shop.stock') IS NOT NULL AND to_regclass('shop.orders') IS NOT NULL",
+        "SELECT count(*) = 5 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+          WHERE n.nspname = 'shop' AND c.relkind IN ('r', 'p')
+            AND c.relname IN ('tenants', 'customers', 'products', 'stock', 'orders')",
     )
     .ok()
     .flatten()
@@ -644,6 +514,37 @@ pub fn demo(anomaly: &str, mode: &str) -> Vec<Row> {
     if !lab {
         CapstoneError::PrerequisiteState("the lab schema shop is not installed".into()).raise_hint(
             "SELECT * FROM capstone.lab_install(scale => 0.01);  -- the demo runs on lab tables",
+        );
+    }
+    // the sessions run as the caller, so the caller needs what the fixture and the script
+    // do on the lab's tables (deleting the demo's orders fires the order_lines trigger that
+    // recomputes order totals, as the caller: UPDATE on orders, SELECT on order_lines);
+    // say all of it before anything runs
+    let missing = Spi::get_one::<String>(
+        "SELECT string_agg(CASE WHEN v.t IS NULL THEN 'USAGE on schema shop' ELSE format('%s on shop.%s', v.p, v.t) END,
+                           ', ' ORDER BY v.n)
+           FROM (VALUES (0, NULL, 'USAGE'), (1, 'tenants', 'SELECT'), (2, 'tenants', 'INSERT'), (3, 'tenants', 'UPDATE'),
+                        (4, 'tenants', 'DELETE'), (5, 'customers', 'SELECT'), (6, 'customers', 'INSERT'),
+                        (7, 'customers', 'DELETE'), (8, 'products', 'SELECT'), (9, 'products', 'INSERT'),
+                        (10, 'products', 'DELETE'), (11, 'stock', 'SELECT'), (12, 'stock', 'INSERT'),
+                        (13, 'stock', 'UPDATE'), (14, 'stock', 'DELETE'), (15, 'orders', 'SELECT'),
+                        (16, 'orders', 'INSERT'), (17, 'orders', 'UPDATE'), (18, 'orders', 'DELETE'),
+                        (19, 'order_lines', 'SELECT')) v(n, t, p)
+          WHERE CASE WHEN v.t IS NULL THEN NOT pg_catalog.has_schema_privilege('shop', 'USAGE')
+                     ELSE NOT pg_catalog.has_table_privilege(
+                            (SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                              WHERE n.nspname = 'shop' AND c.relname = v.t), v.p) END",
+    )
+    .ok()
+    .flatten();
+    if let Some(missing) = missing {
+        CapstoneError::InsufficientPrivilege(format!(
+            "anomaly_demo's sessions run as {} and it lacks {missing}",
+            crate::owner::caller()
+        ))
+        .raise_with(
+            "nothing was created or run",
+            "grant what README's Grants section lists for anomaly_demo: USAGE on schema shop; SELECT, INSERT, DELETE on shop.tenants, customers, products, stock and orders; UPDATE on shop.tenants, stock and orders; SELECT on shop.order_lines",
         );
     }
     // one demo at a time per database: concurrent runs would share the demo fixture
@@ -663,14 +564,14 @@ pub fn demo(anomaly: &str, mode: &str) -> Vec<Row> {
         .flatten()
         .unwrap_or(0);
     let d = Driver {
-        dblink,
-        sessions: std::cell::RefCell::new(Vec::new()),
+        sessions: session::Sessions::default(),
         timeout: Duration::from_millis(crate::gucs::worker_timeout_ms() as u64),
     };
     let dref = std::panic::AssertUnwindSafe(&d);
     let out = PgTryBuilder::new(std::panic::AssertUnwindSafe(|| {
         d.connect("a", token);
         d.connect("b", token);
+        let roles = d.sessions.roles();
         let mut rows = Vec::new();
         // setup, committed by session A; sweeps fixtures a cut-short run left behind
         // (a crash, a cancel or a terminated backend), and says so in the evidence store
@@ -738,7 +639,7 @@ pub fn demo(anomaly: &str, mode: &str) -> Vec<Row> {
             sqlstate: None,
             wait_ms: 0.0,
         });
-        rows
+        (rows, roles)
     }))
     .catch_others(move |e| {
         cleanup(*dref);
@@ -750,12 +651,15 @@ pub fn demo(anomaly: &str, mode: &str) -> Vec<Row> {
 }
 
 fn cleanup(d: &Driver) {
-    let n = d.sessions.borrow().len();
+    let n = d.sessions.count();
     if n > 0 {
         // the sessions may still be inside their demo transactions
         for s in 0..n {
             let _ = subxact::run(Outcome::Commit, || {
                 if d.busy(s) {
+                    // a statement still running (waiting for a lock held outside the demo,
+                    // say) is cancelled rather than waited for
+                    d.sessions.cancel(s);
                     let _ = d.result(s);
                 }
                 d.exec(s, "ROLLBACK");
@@ -791,22 +695,13 @@ fn anomaly_demo(
     let mode = required(mode, "mode");
     let anomaly = crate::error::check_choice("anomaly", &anomaly, ANOMALIES);
     let mode = crate::error::check_choice("mode", &mode, MODES);
-    // dblink opens a session without a password only for a superuser; a granted role would
-    // get dblink's own error halfway through the setup, so say it before anything runs
-    if !unsafe { pg_sys::superuser() } {
-        CapstoneError::InsufficientPrivilege(format!(
-            "anomaly_demo opens its two sessions with dblink, which lets only a superuser connect without a password; {} is not one",
-            crate::owner::caller()
-        ))
-        .raise_with(
-            "nothing was created or run",
-            "run the demo as a superuser (it reproduces the anomaly on its own fixture rows and removes them afterwards)",
-        );
-    }
-    let rows = demo(anomaly, mode);
+    let (rows, roles) = demo(anomaly, mode);
     let payload = json!({
         "anomaly": anomaly,
         "mode": mode,
+        "sessions": roles.iter().enumerate().map(|(i, r)| json!({
+            "session": session_label(i), "role": r,
+        })).collect::<Vec<_>>(),
         "verdict": rows.last().and_then(|r| r.result.clone()),
         "table": rows.iter().map(|r| json!({
             "step": r.step, "session": r.session, "statement": r.statement,
