@@ -96,6 +96,8 @@ SELECT capstone.assert_plans();
 \echo :LAST_ERROR_SQLSTATE
 SELECT * FROM capstone.anomaly_demo('lost_update', 'read_committed');
 \echo :LAST_ERROR_SQLSTATE
+SELECT * FROM capstone.isolation_matrix();
+\echo :LAST_ERROR_SQLSTATE
 SELECT capstone.backfill_start('sec.t', 'v = v + 1');
 \echo :LAST_ERROR_SQLSTATE
 SELECT capstone.backfill_pause(1);
