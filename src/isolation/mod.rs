@@ -1,15 +1,17 @@
-//! Two-session anomaly reproducer: `capstone.anomaly_demo(anomaly, mode)`.
+//! Anomaly reproducer: `capstone.anomaly_demo(anomaly, mode)` and
+//! `capstone.isolation_matrix()`.
 //!
-//! Two real backends (capstone background workers in this database, running as
-//! the calling role: see `session`) run a fixed script. The calling backend
-//! drives them one statement at a time and is never one of the two. The interleaving is deterministic without
-//! sleeps: a statement is sent, and the driver waits until it has either
-//! finished or is blocked on a lock (seen in `pg_locks`); when the next
-//! statement in script order belongs to a session that is still blocked, the
-//! driver runs the other session's next statement instead. The fixture (a demo
-//! tenant with a customer, a product and its stock) is created and removed by
-//! the sessions themselves, committed, and swept again on the next run if a
-//! run was cut short.
+//! Real backends (capstone background workers in this database, running as the calling
+//! role: see `session`), two or three of them, run a fixed script. The calling backend
+//! drives them one statement at a time and is never one of them. The interleaving is
+//! deterministic without sleeps: a statement is sent, and the driver waits until it has
+//! either finished or is blocked (pg_blocking_pids, or pg_safe_snapshot_blocking_pids for
+//! a DEFERRABLE snapshot); when the next statement in script order belongs to a session
+//! that is still blocked, the driver runs another session's next statement instead. The
+//! catalogue cases (`catalogue`, pure) run on scratch tables (`scratch`); the lab's
+//! lost_update and write_skew run on a demo tenant in the lab's tables. Fixtures are
+//! created and removed by the sessions themselves, committed, and swept again on the next
+//! run if a run was cut short.
 
 // pgrx needs each result row spelled out as a name!() tuple in the signature
 #![allow(clippy::type_complexity)]
@@ -767,8 +769,11 @@ fn cleanup<S: AsRef<str>>(d: &Driver, teardown: &[S]) {
                     // a statement still running (waiting for a lock held outside the demo,
                     // say) is cancelled rather than waited for
                     d.sessions.cancel(s);
-                    let _ = d.result(s);
                 }
+                // collect the answer, also one that arrived after the caller was cancelled
+                // while waiting for it: until it is read the session takes no statement,
+                // and the teardown below would not run
+                let _ = d.result(s);
                 d.exec(s, "ROLLBACK");
             });
         }
