@@ -3,7 +3,7 @@
 # against a fresh database with the lab installed; the SQLSTATE it ends with must be
 # the expected one (00000: the call must succeed). Nothing may end in XX000 or crash
 # the server, the lab's data must be unchanged afterwards, and no capstone worker,
-# prepared transaction or advisory lock may be left behind.
+# prepared transaction, advisory lock or isolation scratch table may be left behind.
 #
 #   PSQL=/path/to/psql CAPSTONE_SWEEP_LOG=/path/to/server.log \
 #     pg_test/sweep.sh -h HOST -p PORT -U postgres
@@ -283,6 +283,10 @@ fi
 prepared=$(val "SELECT count(*) FROM pg_prepared_xacts")
 if [ "$prepared" != 0 ]; then
   say "$prepared prepared transaction(s) left behind"; problems=$((problems + 1))
+fi
+scratch=$(val "SELECT count(*) FROM pg_tables WHERE schemaname = 'capstone_scratch' AND tablename ~ '^isolation_[0-9]+$'")
+if [ "$scratch" != 0 ]; then
+  say "$scratch isolation scratch table(s) left behind"; problems=$((problems + 1))
 fi
 advisory=$(val "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")
 if [ "$advisory" != 0 ]; then

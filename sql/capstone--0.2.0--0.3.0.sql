@@ -69,3 +69,21 @@ COMMENT ON FUNCTION capstone.report(text[]) IS
   'The evidence report as Markdown: for each gate the claim, the captured proof (plans before/after, gap tables, figures) and the verdict, or which gates have no evidence yet; ends with a live triage. Shows only evidence the reader captured, unless roles names others (e.g. report(roles => array[''alice'', current_user])): each other role''s evidence is a part of its own, every section and verdict naming the role.';
 COMMENT ON FUNCTION capstone.report_charts(text[]) IS
   'The charts the report links, as SVG with their data as CSV (file_name.svg / file_name.csv), with the role whose evidence each draws; roles as in capstone.report.';
+
+-- Isolation: the anomaly catalogue on scratch tables, and the matrix
+COMMENT ON FUNCTION capstone.anomaly_demo(text, text) IS
+  'Reproduces a concurrency anomaly with real concurrent sessions (capstone background workers running as the current role) in a fixed, lock-observed interleaving. The catalogue (g0, g1a, g1b, g1c, otv, pmp, pmp_write, p4, g_single, g_single_write, g2_item, g2, read_only, read_only_deferrable, or their descriptive aliases) runs on a scratch table in capstone_scratch under read committed, repeatable read or serializable; lost_update and write_skew run on the lab''s tables, also under select for update, for no key update, atomic update or advisory lock. One row per statement with result, SQLSTATE and wait (and whom it waited for); the last row says whether the anomaly was observed or how it was prevented.';
+CREATE  FUNCTION "isolation_matrix"() RETURNS TABLE (
+	"anomaly" TEXT,  /* String */
+	"alias" TEXT,  /* String */
+	"read_committed" TEXT,  /* String */
+	"repeatable_read" TEXT,  /* String */
+	"serializable" TEXT  /* String */
+)
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'isolation_matrix_wrapper';
+ALTER FUNCTION capstone.isolation_matrix() SET search_path = pg_catalog, pg_temp;
+REVOKE ALL ON FUNCTION capstone.isolation_matrix() FROM PUBLIC;
+COMMENT ON FUNCTION capstone.isolation_matrix() IS
+  'Runs every catalogue anomaly under read committed, repeatable read and serializable on three real sessions and scratch tables, and returns one row per anomaly: observed, or prevented and how (snapshot, blocked: which session waited for which, 40001, 40P01, a constraint). Stores the matrix in capstone.evidence.';

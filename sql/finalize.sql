@@ -68,7 +68,10 @@ COMMENT ON FUNCTION capstone.report_charts(text[]) IS
 -- Isolation: opens sessions and writes fixture rows: granted deliberately.
 REVOKE ALL ON FUNCTION capstone.anomaly_demo(text, text) FROM PUBLIC;
 COMMENT ON FUNCTION capstone.anomaly_demo(text, text) IS
-  'Reproduces lost_update or write_skew on lab tables with two real sessions (dblink connections as the current role) in a fixed, lock-observed interleaving, under a mode: read committed, repeatable read, serializable, select for update, for no key update, atomic update, advisory lock. One row per statement with result, SQLSTATE and wait; the last row says whether the anomaly happened. Needs CREATE EXTENSION dblink.';
+  'Reproduces a concurrency anomaly with real concurrent sessions (capstone background workers running as the current role) in a fixed, lock-observed interleaving. The catalogue (g0, g1a, g1b, g1c, otv, pmp, pmp_write, p4, g_single, g_single_write, g2_item, g2, read_only, read_only_deferrable, or their descriptive aliases) runs on a scratch table in capstone_scratch under read committed, repeatable read or serializable; lost_update and write_skew run on the lab''s tables, also under select for update, for no key update, atomic update or advisory lock. One row per statement with result, SQLSTATE and wait (and whom it waited for); the last row says whether the anomaly was observed or how it was prevented.';
+REVOKE ALL ON FUNCTION capstone.isolation_matrix() FROM PUBLIC;
+COMMENT ON FUNCTION capstone.isolation_matrix() IS
+  'Runs every catalogue anomaly under read committed, repeatable read and serializable on three real sessions and scratch tables, and returns one row per anomaly: observed, or prevented and how (snapshot, blocked: which session waited for which, 40001, 40P01, a constraint). Stores the matrix in capstone.evidence.';
 
 -- Migration: starting jobs and running DDL change data and schema: granted deliberately.
 GRANT SELECT ON capstone.backfill_jobs, capstone.backfill_batches TO PUBLIC;

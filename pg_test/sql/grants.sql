@@ -21,7 +21,7 @@ BEGIN
        AND p.proname IN ('explain', 'estimate_gap', 'explain_diff', 'plan_gate', 'plan_gate_json',
                          'assert_plans', 'backfill_start', 'backfill_pause', 'backfill_resume',
                          'backfill_cancel', 'safe_ddl', 'lock_watch', 'bloat_scenario',
-                         'bloat_scenario_finish', 'anomaly_demo')
+                         'bloat_scenario_finish', 'anomaly_demo', 'isolation_matrix')
   LOOP
     EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO capstone_app_dba, capstone_app_other', f);
   END LOOP;

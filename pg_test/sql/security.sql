@@ -25,7 +25,7 @@ SELECT p.proname AS function, pg_get_function_identity_arguments(p.oid) AS argum
 -- what runs caller-supplied SQL, starts workers or changes data: none of it for PUBLIC
 WITH privileged(name) AS (
   VALUES ('worker_smoke'), ('lab_install'), ('explain'), ('explain_diff'), ('plan_gate'),
-         ('plan_gate_json'), ('assert_plans'), ('anomaly_demo'), ('backfill_start'),
+         ('plan_gate_json'), ('assert_plans'), ('anomaly_demo'), ('isolation_matrix'), ('backfill_start'),
          ('backfill_pause'), ('backfill_resume'), ('backfill_cancel'), ('safe_ddl'),
          ('lock_watch'), ('pgbouncer_stats'), ('bloat_scenario'), ('bloat_scenario_finish'))
 SELECT p.oid::regprocedure AS granted_to_public_by_mistake
@@ -95,6 +95,8 @@ SELECT capstone.plan_gate_json();
 SELECT capstone.assert_plans();
 \echo :LAST_ERROR_SQLSTATE
 SELECT * FROM capstone.anomaly_demo('lost_update', 'read_committed');
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM capstone.isolation_matrix();
 \echo :LAST_ERROR_SQLSTATE
 SELECT capstone.backfill_start('sec.t', 'v = v + 1');
 \echo :LAST_ERROR_SQLSTATE

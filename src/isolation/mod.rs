@@ -1,19 +1,23 @@
-//! Two-session anomaly reproducer: `capstone.anomaly_demo(anomaly, mode)`.
+//! Anomaly reproducer: `capstone.anomaly_demo(anomaly, mode)` and
+//! `capstone.isolation_matrix()`.
 //!
-//! Two real backends (capstone background workers in this database, running as
-//! the calling role: see `session`) run a fixed script. The calling backend
-//! drives them one statement at a time and is never one of the two. The interleaving is deterministic without
-//! sleeps: a statement is sent, and the driver waits until it has either
-//! finished or is blocked on a lock (seen in `pg_locks`); when the next
-//! statement in script order belongs to a session that is still blocked, the
-//! driver runs the other session's next statement instead. The fixture (a demo
-//! tenant with a customer, a product and its stock) is created and removed by
-//! the sessions themselves, committed, and swept again on the next run if a
-//! run was cut short.
+//! Real backends (capstone background workers in this database, running as the calling
+//! role: see `session`), two or three of them, run a fixed script. The calling backend
+//! drives them one statement at a time and is never one of them. The interleaving is
+//! deterministic without sleeps: a statement is sent, and the driver waits until it has
+//! either finished or is blocked (pg_blocking_pids, or pg_safe_snapshot_blocking_pids for
+//! a DEFERRABLE snapshot); when the next statement in script order belongs to a session
+//! that is still blocked, the driver runs another session's next statement instead. The
+//! catalogue cases (`catalogue`, pure) run on scratch tables (`scratch`); the lab's
+//! lost_update and write_skew run on a demo tenant in the lab's tables. Fixtures are
+//! created and removed by the sessions themselves, committed, and swept again on the next
+//! run if a run was cut short.
 
 // pgrx needs each result row spelled out as a name!() tuple in the signature
 #![allow(clippy::type_complexity)]
 
+pub mod catalogue;
+pub mod scratch;
 pub mod session;
 
 use crate::error::{required, CapstoneError};
@@ -36,8 +40,10 @@ pub const MODES: &[&str] = &[
 /// One statement of the script.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Step {
-    /// 0 = session A, 1 = session B.
+    /// 0 = session A, 1 = session B, 2 = session C.
     pub session: usize,
+    /// names the statement for the verdict (empty where the verdict reads only the final state)
+    pub label: &'static str,
     pub sql: String,
 }
 
@@ -55,6 +61,7 @@ pub fn script(anomaly: &str, mode: &str, t: i64, token: i64) -> Vec<Step> {
         (0..2)
             .map(|s| Step {
                 session: s,
+                label: if sql(s) == "COMMIT" { "commit" } else { "" },
                 sql: sql(s),
             })
             .collect()
@@ -272,14 +279,33 @@ impl Driver {
         self.sessions.busy(s)
     }
 
-    fn blocked(&self, s: usize) -> bool {
-        Spi::get_one_with_args::<bool>(
-            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_locks WHERE pid = $1 AND NOT granted)",
-            &[self.sessions.pid(s).into()],
+    /// Whether session `s` is blocked, and by whom: pg_blocking_pids for a lock wait,
+    /// pg_safe_snapshot_blocking_pids for a READ ONLY DEFERRABLE snapshot wait. Never a
+    /// timeout: a statement that is merely slow is not blocked.
+    fn waiting(&self, s: usize) -> Option<Wait> {
+        let pid = self.sessions.pid(s);
+        let (locks, safe) = Spi::get_two_with_args::<Vec<i32>, Vec<i32>>(
+            "SELECT pg_catalog.pg_blocking_pids($1), pg_catalog.pg_safe_snapshot_blocking_pids($1)",
+            &[pid.into()],
         )
-        .ok()
-        .flatten()
-        .unwrap_or(false)
+        .ok()?;
+        let (locks, safe) = (locks.unwrap_or_default(), safe.unwrap_or_default());
+        let safe_snapshot = locks.is_empty() && !safe.is_empty();
+        let pids = if safe_snapshot { safe } else { locks };
+        if pids.is_empty() {
+            return None;
+        }
+        let mut w = Wait {
+            safe_snapshot,
+            ..Default::default()
+        };
+        for p in pids {
+            match (0..self.sessions.count()).find(|&k| self.sessions.pid(k) == p) {
+                Some(k) => w.sessions.push(k),
+                None => w.others.push(p),
+            }
+        }
+        Some(w)
     }
 
     /// Collect a finished statement's result (first column of the first row, or the command tag).
@@ -322,48 +348,98 @@ pub struct Row {
 }
 
 fn session_label(s: usize) -> String {
-    if s == 0 { "A" } else { "B" }.to_string()
+    catalogue::label(s).to_string()
 }
 
-/// A statement in flight: script index, send time, send order, and whether it was seen blocked.
-#[derive(Clone, Copy)]
+/// What a blocked statement waits for: the sessions (and any other backends) holding it up.
+#[derive(Clone, Default)]
+struct Wait {
+    sessions: Vec<usize>,
+    others: Vec<i32>,
+    /// a SERIALIZABLE READ ONLY DEFERRABLE snapshot wait, not a lock
+    safe_snapshot: bool,
+}
+
+impl Wait {
+    fn who(&self) -> String {
+        let mut v: Vec<String> = self
+            .sessions
+            .iter()
+            .map(|&s| format!("session {}", session_label(s)))
+            .collect();
+        v.extend(self.others.iter().map(|p| format!("pid {p}")));
+        v.join(" and ")
+    }
+
+    fn note(&self, failed: bool) -> String {
+        let when = if failed { "after waiting" } else { "waited" };
+        if self.safe_snapshot {
+            format!("{when} for a safe snapshot until {} finished", self.who())
+        } else if self.sessions.len() + self.others.len() > 1 {
+            format!("{when} for the locks of {}", self.who())
+        } else {
+            format!("{when} for {}'s lock", self.who())
+        }
+    }
+}
+
+/// A statement in flight: script index, send time, send order, and what it waited for.
+#[derive(Clone)]
 struct InFlight {
     idx: usize,
     since: Instant,
     order: i32,
-    blocked: bool,
+    waited: Option<Wait>,
 }
 
 fn one_line(sql: &str) -> String {
     sql.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-fn run_script(d: &Driver, steps: &[Step]) -> Vec<Row> {
+/// Run the script on `n` sessions; the result rows in send order and, per statement, what
+/// it observed (for the verdict).
+fn run_script(d: &Driver, steps: &[Step], n: usize) -> (Vec<Row>, Vec<catalogue::Obs>) {
     let mut rows: Vec<Row> = Vec::new();
+    let mut obs: Vec<catalogue::Obs> = Vec::new();
     let mut done = vec![false; steps.len()];
-    let mut pending: [Option<InFlight>; 2] = [None, None];
-    let mut aborted = [false; 2];
+    let mut pending: Vec<Option<InFlight>> = vec![None; n];
+    let mut aborted = vec![false; n];
     let started = Instant::now();
     let mut order = 0;
-    let finish = |f: InFlight, ended: Ended, rows: &mut Vec<Row>, aborted: &mut [bool; 2]| {
+    let finish = |f: InFlight,
+                  ended: Ended,
+                  rows: &mut Vec<Row>,
+                  obs: &mut Vec<catalogue::Obs>,
+                  aborted: &mut Vec<bool>| {
         let st = &steps[f.idx];
-        let other = session_label(1 - st.session);
+        let mut o = catalogue::Obs {
+            session: st.session,
+            label: st.label,
+            ..Default::default()
+        };
+        if let Some(w) = &f.waited {
+            o.waited_for = w.sessions.clone();
+            o.safe_snapshot = w.safe_snapshot;
+        }
         let (result, code) = match ended {
-            Ended::Row(v) if f.blocked => (
-                Some(format!("{v} (waited for session {other}'s lock)")),
-                None,
-            ),
-            Ended::Row(v) => (Some(v), None),
+            Ended::Row(v) => {
+                o.value = Some(v.clone());
+                match &f.waited {
+                    Some(w) => (Some(format!("{v} ({})", w.note(false))), None),
+                    None => (Some(v), None),
+                }
+            }
             Ended::Failed(c, m) => {
                 aborted[st.session] = true;
-                let m = if f.blocked {
-                    format!("{m} (after waiting for session {other}'s lock)")
-                } else {
-                    m
+                o.code = Some(c.clone());
+                let m = match &f.waited {
+                    Some(w) => format!("{m} ({})", w.note(true)),
+                    None => m,
                 };
                 (Some(m), Some(c))
             }
         };
+        obs.push(o);
         rows.push(Row {
             step: f.order,
             session: session_label(st.session),
@@ -380,27 +456,29 @@ fn run_script(d: &Driver, steps: &[Step]) -> Vec<Row> {
         }
         // collect statements that finished
         for (s, slot) in pending.iter_mut().enumerate() {
-            if let Some(f) = *slot {
-                if !d.busy(s) {
+            if slot.is_some() && !d.busy(s) {
+                if let Some(f) = slot.take() {
                     let ended = d.result(s);
-                    finish(f, ended, &mut rows, &mut aborted);
                     done[f.idx] = true;
-                    *slot = None;
+                    finish(f, ended, &mut rows, &mut obs, &mut aborted);
                 }
             }
         }
-        // the next statement in script order whose session is free and whose other session
-        // has either finished everything before it or is blocked on a lock
+        // which sessions are blocked now, asked once per round
+        let blocked: Vec<bool> = (0..n)
+            .map(|s| pending[s].is_some() && d.waiting(s).is_some())
+            .collect();
+        // the next statement in script order whose session is free, and every other
+        // session has either finished everything before it or is blocked
         let next = (0..steps.len()).find(|&k| {
-            if done[k] || pending.iter().any(|p| p.map(|f| f.idx) == Some(k)) {
+            if done[k] || pending.iter().any(|p| p.as_ref().map(|f| f.idx) == Some(k)) {
                 return false;
             }
             let s = steps[k].session;
-            let o = 1 - s;
             pending[s].is_none()
-                && (0..k).all(|j| steps[j].session != s || done[j])
                 && (0..k).all(|j| {
-                    steps[j].session != o || done[j] || (pending[o].is_some() && d.blocked(o))
+                    let o = steps[j].session;
+                    done[j] || (o != s && blocked[o])
                 })
         });
         let Some(k) = next else {
@@ -409,20 +487,22 @@ fn run_script(d: &Driver, steps: &[Step]) -> Vec<Row> {
         };
         let s = steps[k].session;
         order += 1;
-        if aborted[s] {
+        let is_rollback = steps[k].sql == "ROLLBACK";
+        if aborted[s] && !is_rollback {
             // an aborted transaction only accepts ROLLBACK
             if steps[k].sql == "COMMIT" {
                 let f = InFlight {
                     idx: k,
                     since: Instant::now(),
                     order,
-                    blocked: false,
+                    waited: None,
                 };
                 let ended = d.exec(s, "ROLLBACK");
-                finish(f, ended, &mut rows, &mut aborted);
+                finish(f, ended, &mut rows, &mut obs, &mut aborted);
                 if let Some(r) = rows.last_mut() {
                     r.statement = "ROLLBACK (the transaction had failed)".into();
                 }
+                aborted[s] = false;
             } else {
                 rows.push(Row {
                     step: order,
@@ -432,21 +512,30 @@ fn run_script(d: &Driver, steps: &[Step]) -> Vec<Row> {
                     sqlstate: None,
                     wait_ms: 0.0,
                 });
+                obs.push(catalogue::Obs {
+                    session: s,
+                    label: steps[k].label,
+                    skipped: true,
+                    ..Default::default()
+                });
             }
             done[k] = true;
             continue;
+        }
+        if is_rollback {
+            aborted[s] = false;
         }
         d.send(s, &steps[k].sql);
         let mut f = InFlight {
             idx: k,
             since: Instant::now(),
             order,
-            blocked: false,
+            waited: None,
         };
         // wait until it finishes or blocks: that makes the interleaving deterministic
         while d.busy(s) {
-            if d.blocked(s) {
-                f.blocked = true;
+            if let Some(w) = d.waiting(s) {
+                f.waited = Some(w);
                 break;
             }
             if f.since.elapsed() > d.timeout {
@@ -457,9 +546,8 @@ fn run_script(d: &Driver, steps: &[Step]) -> Vec<Row> {
         pending[s] = Some(f);
     }
     rows.sort_by_key(|r| r.step);
-    rows
+    (rows, obs)
 }
-
 /// Outcome of a run from the final state.
 pub fn classify(
     anomaly: &str,
@@ -493,15 +581,7 @@ pub fn classify(
 
 /// The demo's rows, and the roles its two sessions ran as.
 pub fn demo(anomaly: &str, mode: &str) -> (Vec<Row>, Vec<String>) {
-    if !session::available() {
-        CapstoneError::PrerequisiteState(
-            "capstone.anomaly_demo needs capstone in shared_preload_libraries".into(),
-        )
-        .raise_with(
-            "its two sessions are capstone background workers, driven through shared memory that exists only when the library is preloaded",
-            "add capstone to shared_preload_libraries in postgresql.conf and restart the server",
-        );
-    }
+    require_sessions("capstone.anomaly_demo");
     // read from the catalog, so a role without USAGE on shop hears what it lacks below
     let lab = Spi::get_one::<bool>(
         "SELECT count(*) = 5 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -547,18 +627,7 @@ pub fn demo(anomaly: &str, mode: &str) -> (Vec<Row>, Vec<String>) {
             "grant what README's Grants section lists for anomaly_demo: USAGE on schema shop; SELECT, INSERT, DELETE on shop.tenants, customers, products, stock and orders; UPDATE on shop.tenants, stock and orders; SELECT on shop.order_lines",
         );
     }
-    // one demo at a time per database: concurrent runs would share the demo fixture
-    let got =
-        Spi::get_one::<bool>("SELECT pg_try_advisory_xact_lock(hashtext('capstone.anomaly_demo'))")
-            .ok()
-            .flatten()
-            .unwrap_or(false);
-    if !got {
-        CapstoneError::LockNotAvailable(
-            "another capstone.anomaly_demo is running in this database".into(),
-        )
-        .raise_hint("wait for it to finish; demos share one fixture and run one at a time");
-    }
+    one_demo_at_a_time();
     let token: i64 = Spi::get_one("SELECT nextval('capstone.worker_token_seq')")
         .ok()
         .flatten()
@@ -615,7 +684,7 @@ pub fn demo(anomaly: &str, mode: &str) -> (Vec<Row>, Vec<String>) {
             wait_ms: 0.0,
         });
         let steps = script(anomaly, mode, tenant, token);
-        let mut ran = run_script(&d, &steps);
+        let (mut ran, _) = run_script(&d, &steps, 2);
         let committed = ran
             .iter()
             .filter(|r| r.statement == "COMMIT" && r.sqlstate.is_none() && r.result.as_deref() == Some("COMMIT"))
@@ -642,15 +711,55 @@ pub fn demo(anomaly: &str, mode: &str) -> (Vec<Row>, Vec<String>) {
         (rows, roles)
     }))
     .catch_others(move |e| {
-        cleanup(*dref);
+        cleanup(*dref, LAB_TEARDOWN);
         e.rethrow()
     })
     .execute();
-    cleanup(&d);
+    cleanup(&d, LAB_TEARDOWN);
     out
 }
 
-fn cleanup(d: &Driver) {
+const LAB_TEARDOWN: &[&str] = &[TEARDOWN, DROP_PARENTS, DROP_TENANT];
+
+/// The sessions are background workers driven through shared memory that exists only
+/// when the library is preloaded.
+pub(crate) fn require_sessions(function: &str) {
+    if !session::available() {
+        CapstoneError::PrerequisiteState(format!(
+            "{function} needs capstone in shared_preload_libraries"
+        ))
+        .raise_with(
+            "its sessions are capstone background workers, driven through shared memory that exists only when the library is preloaded",
+            "add capstone to shared_preload_libraries in postgresql.conf and restart the server",
+        );
+    }
+}
+
+/// One demo at a time per database: concurrent runs would share fixtures and sessions.
+pub(crate) fn one_demo_at_a_time() {
+    let got =
+        Spi::get_one::<bool>("SELECT pg_try_advisory_xact_lock(hashtext('capstone.anomaly_demo'))")
+            .ok()
+            .flatten()
+            .unwrap_or(false);
+    if !got {
+        CapstoneError::LockNotAvailable(
+            "another capstone.anomaly_demo or isolation_matrix is running in this database".into(),
+        )
+        .raise_hint("wait for it to finish; demos run one at a time");
+    }
+}
+
+pub(crate) fn new_token() -> i64 {
+    Spi::get_one("SELECT nextval('capstone.worker_token_seq')")
+        .ok()
+        .flatten()
+        .unwrap_or(0)
+}
+
+/// End the sessions' transactions (cancelling a statement still running), run the
+/// teardown statements, and end the sessions.
+fn cleanup<S: AsRef<str>>(d: &Driver, teardown: &[S]) {
     let n = d.sessions.count();
     if n > 0 {
         // the sessions may still be inside their demo transactions
@@ -660,18 +769,114 @@ fn cleanup(d: &Driver) {
                     // a statement still running (waiting for a lock held outside the demo,
                     // say) is cancelled rather than waited for
                     d.sessions.cancel(s);
-                    let _ = d.result(s);
                 }
+                // collect the answer, also one that arrived after the caller was cancelled
+                // while waiting for it: until it is read the session takes no statement,
+                // and the teardown below would not run
+                let _ = d.result(s);
                 d.exec(s, "ROLLBACK");
             });
         }
         let _ = subxact::run(Outcome::Commit, || {
-            for sql in [TEARDOWN, DROP_PARENTS, DROP_TENANT] {
-                d.exec(0, sql);
+            for sql in teardown {
+                d.exec(0, sql.as_ref());
             }
         });
     }
     d.disconnect_all();
+}
+
+/// Sessions for a catalogue run: `n` of them, after the checks, with stale scratch
+/// tables swept. `f` gets the driver and a cell to name the scratch table in use, which
+/// cleanup drops also when `f` raises or is cancelled.
+fn with_scratch_sessions<R>(
+    function: &str,
+    n: usize,
+    f: impl FnOnce(&Driver, &std::cell::Cell<i64>) -> R,
+) -> (R, Vec<String>) {
+    require_sessions(function);
+    scratch::check_privileges(function);
+    one_demo_at_a_time();
+    let token = new_token();
+    let d = Driver {
+        sessions: session::Sessions::default(),
+        timeout: Duration::from_millis(crate::gucs::worker_timeout_ms() as u64),
+    };
+    let current = std::cell::Cell::new(0i64);
+    let (dref, cref) = (
+        std::panic::AssertUnwindSafe(&d),
+        std::panic::AssertUnwindSafe(&current),
+    );
+    let teardown = |d: &Driver, c: &std::cell::Cell<i64>| {
+        let t = c.get();
+        cleanup(
+            d,
+            &if t > 0 {
+                vec![scratch::drop_sql(t)]
+            } else {
+                vec![]
+            },
+        );
+    };
+    let out = PgTryBuilder::new(std::panic::AssertUnwindSafe(|| {
+        for k in 0..n {
+            d.connect(catalogue::label(k), token);
+        }
+        scratch::sweep(&d);
+        scratch::ensure_schema(&d);
+        let r = f(&d, &current);
+        (r, d.sessions.roles())
+    }))
+    .catch_others(move |e| {
+        teardown(*dref, *cref);
+        e.rethrow()
+    })
+    .execute();
+    teardown(&d, &current);
+    out
+}
+
+/// One catalogue case under one level: its rows and the roles its sessions ran as.
+pub fn demo_case(case: &catalogue::Case, level: &str) -> (Vec<Row>, Vec<String>) {
+    with_scratch_sessions("capstone.anomaly_demo", case.sessions, |d, current| {
+        let token = new_token();
+        current.set(token);
+        let (rows, _) = scratch::run_case(d, case, level, token);
+        current.set(0);
+        rows
+    })
+}
+
+/// Every catalogue case under every level, on one set of three sessions.
+pub fn matrix() -> (
+    Vec<(&'static catalogue::Case, Vec<catalogue::Verdict>)>,
+    Vec<String>,
+) {
+    with_scratch_sessions("capstone.isolation_matrix", 3, |d, current| {
+        catalogue::CASES
+            .iter()
+            .map(|case| {
+                let verdicts = catalogue::LEVELS
+                    .iter()
+                    .map(|level| {
+                        let token = new_token();
+                        current.set(token);
+                        let (_, v) = scratch::run_case(d, case, level, token);
+                        current.set(0);
+                        v
+                    })
+                    .collect();
+                (case, verdicts)
+            })
+            .collect()
+    })
+}
+
+/// Every name anomaly_demo accepts: the lab's business cases, then the catalogue.
+fn all_anomaly_names() -> Vec<&'static str> {
+    let mut v = ANOMALIES.to_vec();
+    v.extend(catalogue::names());
+    v
 }
 
 /// Reproduce a concurrency anomaly with two real sessions in a fixed interleaving,
@@ -693,9 +898,33 @@ fn anomaly_demo(
 > {
     let anomaly = required(anomaly, "anomaly");
     let mode = required(mode, "mode");
-    let anomaly = crate::error::check_choice("anomaly", &anomaly, ANOMALIES);
-    let mode = crate::error::check_choice("mode", &mode, MODES);
-    let (rows, roles) = demo(anomaly, mode);
+    let (anomaly, mode, (rows, roles)) = match catalogue::find(&anomaly) {
+        Some(case) => {
+            if MODES.iter().any(|m| m.eq_ignore_ascii_case(mode.trim()))
+                && !catalogue::LEVELS
+                    .iter()
+                    .any(|m| m.eq_ignore_ascii_case(mode.trim()))
+            {
+                CapstoneError::InvalidParameter(format!(
+                    "mode \"{mode}\" applies to the lab cases lost_update and write_skew, not to {}",
+                    case.name
+                ))
+                .raise_hint(format!(
+                    "valid values for {}: {}",
+                    case.name,
+                    catalogue::LEVELS.join(", ")
+                ));
+            }
+            let mode = crate::error::check_choice("mode", &mode, catalogue::LEVELS);
+            (case.name, mode, demo_case(case, mode))
+        }
+        None => {
+            crate::error::check_choice("anomaly", &anomaly, &all_anomaly_names());
+            let anomaly = crate::error::check_choice("anomaly", &anomaly, ANOMALIES);
+            let mode = crate::error::check_choice("mode", &mode, MODES);
+            (anomaly, mode, demo(anomaly, mode))
+        }
+    };
     let payload = json!({
         "anomaly": anomaly,
         "mode": mode,
@@ -723,6 +952,55 @@ fn anomaly_demo(
             r.result,
             r.sqlstate,
             (r.wait_ms * 100.0).round() / 100.0,
+        )
+    }))
+}
+
+/// Every catalogue anomaly under every isolation level, each run on real concurrent
+/// sessions, as one table: observed, or prevented and how.
+#[pg_extern(volatile, parallel_unsafe)]
+fn isolation_matrix() -> TableIterator<
+    'static,
+    (
+        name!(anomaly, String),
+        name!(alias, String),
+        name!(read_committed, String),
+        name!(repeatable_read, String),
+        name!(serializable, String),
+    ),
+> {
+    let (m, roles) = matrix();
+    let cells = |vs: &[catalogue::Verdict]| vs.iter().map(|v| v.cell()).collect::<Vec<_>>();
+    let observed: usize = m
+        .iter()
+        .map(|(_, vs)| vs.iter().filter(|v| v.observed).count())
+        .sum();
+    let payload = json!({
+        "levels": catalogue::LEVELS,
+        "sessions": roles.iter().enumerate().map(|(i, r)| json!({
+            "session": session_label(i), "role": r,
+        })).collect::<Vec<_>>(),
+        "matrix": m.iter().map(|(c, vs)| json!({
+            "anomaly": c.name, "alias": c.alias, "cells": cells(vs),
+        })).collect::<Vec<_>>(),
+        "summary": format!("{} anomalies x {} levels: {observed} observed, {} prevented",
+                           m.len(), catalogue::LEVELS.len(), m.len() * catalogue::LEVELS.len() - observed),
+    });
+    crate::evidence::store(
+        "isolation",
+        Some("isolation matrix"),
+        None,
+        json!({}),
+        payload,
+    );
+    TableIterator::new(m.into_iter().map(move |(c, vs)| {
+        let mut cs = cells(&vs).into_iter();
+        (
+            c.name.to_string(),
+            c.alias.to_string(),
+            cs.next().unwrap_or_default(),
+            cs.next().unwrap_or_default(),
+            cs.next().unwrap_or_default(),
         )
     }))
 }

@@ -1,0 +1,79 @@
+-- The anomaly catalogue on capstone's own scratch tables: no lab needed. Real concurrent
+-- sessions (two, or three for otv and the read-only anomaly), a fixed interleaving
+-- observed through pg_blocking_pids, a verdict computed from what the sessions saw.
+SET client_min_messages = warning;
+CREATE EXTENSION capstone;
+
+-- one run, step by step: a dirty write is blocked at read committed
+SELECT step, session, regexp_replace(statement, 'isolation_[0-9]+', 'isolation_N') AS statement,
+       regexp_replace(result, 'isolation_[0-9]+', 'isolation_N') AS result, sqlstate
+  FROM capstone.anomaly_demo('g0', 'read committed');
+-- three sessions: C never sees B's write vanish
+SELECT step, session, regexp_replace(statement, 'isolation_[0-9]+', 'isolation_N') AS statement, result, sqlstate
+  FROM capstone.anomaly_demo('otv', 'read committed');
+-- the read-only anomaly: observed at repeatable read, 40001 at serializable, and
+-- SERIALIZABLE READ ONLY DEFERRABLE makes the report wait for a safe snapshot instead
+SELECT step, session, regexp_replace(statement, 'isolation_[0-9]+', 'isolation_N') AS statement, result, sqlstate
+  FROM capstone.anomaly_demo('read_only_anomaly', 'repeatable read');
+SELECT step, session, regexp_replace(statement, 'isolation_[0-9]+', 'isolation_N') AS statement, result, sqlstate
+  FROM capstone.anomaly_demo('read_only', 'serializable');
+SELECT step, session, regexp_replace(statement, 'isolation_[0-9]+', 'isolation_N') AS statement, result, sqlstate
+  FROM capstone.anomaly_demo('read_only_deferrable', 'serializable');
+
+-- the matrix
+SELECT * FROM capstone.isolation_matrix();
+SELECT payload->>'summary' AS summary, jsonb_array_length(payload->'matrix') AS anomalies
+  FROM capstone.evidence WHERE label = 'isolation matrix' ORDER BY id DESC LIMIT 1;
+
+-- determinism: 20 matrices, each cell one outcome every time
+CREATE TEMP TABLE cells (anomaly text, level text, cell text);
+DO $$
+BEGIN
+  FOR i IN 1..20 LOOP
+    INSERT INTO cells
+    SELECT m.anomaly, l.level, l.cell
+      FROM capstone.isolation_matrix() m,
+           LATERAL (VALUES ('read committed', m.read_committed), ('repeatable read', m.repeatable_read),
+                           ('serializable', m.serializable)) l(level, cell);
+  END LOOP;
+END $$;
+SELECT count(*) AS cells, min(runs) AS min_runs, max(runs) AS max_runs, max(outcomes) AS max_distinct_outcomes
+  FROM (SELECT anomaly, level, count(*) AS runs, count(DISTINCT cell) AS outcomes
+          FROM cells GROUP BY anomaly, level) c;
+
+-- nothing left behind: no scratch tables, no sessions
+SELECT count(*) AS scratch_tables FROM pg_tables WHERE schemaname = 'capstone_scratch';
+SELECT count(*) AS demo_sessions FROM pg_stat_activity WHERE application_name = 'capstone_demo';
+
+-- a run cut short leaves its table; the next run sweeps it and says so
+CREATE TABLE capstone_scratch.isolation_999999 (id integer PRIMARY KEY, value integer NOT NULL);
+SET client_min_messages = notice;
+SELECT result FROM capstone.anomaly_demo('g1a', 'read committed') WHERE session = 'check';
+SET client_min_messages = warning;
+SELECT count(*) AS scratch_tables FROM pg_tables WHERE schemaname = 'capstone_scratch';
+
+-- bad input: the hint lists the valid values
+SELECT * FROM capstone.anomaly_demo('g3', 'serializable');
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM capstone.anomaly_demo('g0', 'select for update');
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM capstone.anomaly_demo('g0', 'snapshot');
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM capstone.anomaly_demo('g0', NULL);
+\echo :LAST_ERROR_SQLSTATE
+
+-- a role without CREATE on the database or the scratch schema hears what it lacks
+CREATE ROLE capstone_iso_low LOGIN;
+GRANT EXECUTE ON FUNCTION capstone.anomaly_demo(text, text), capstone.isolation_matrix() TO capstone_iso_low;
+SET ROLE capstone_iso_low;
+SELECT * FROM capstone.anomaly_demo('g0', 'serializable');
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+-- granted USAGE and CREATE on the schema, it runs the matrix as itself
+GRANT USAGE, CREATE ON SCHEMA capstone_scratch TO capstone_iso_low;
+SET ROLE capstone_iso_low;
+SELECT anomaly, serializable FROM capstone.isolation_matrix() WHERE anomaly IN ('g2_item', 'g2');
+SELECT payload->'sessions' AS sessions FROM capstone.evidence WHERE label = 'isolation matrix' ORDER BY id DESC LIMIT 1;
+RESET ROLE;
+DROP OWNED BY capstone_iso_low;
+DROP ROLE capstone_iso_low;

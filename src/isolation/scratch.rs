@@ -1,0 +1,138 @@
+//! The catalogue's runs on scratch tables: `capstone_scratch.isolation_<token>`, created
+//! and dropped by session A (as the caller, committed so the other sessions see it), two
+//! rows each (1 = 10, 2 = 20). A table a cut-short run left behind is swept before the next
+//! run. Independent of the lab.
+
+use super::catalogue::{self, Case, Verdict};
+use super::{Driver, Ended, Row};
+use crate::error::CapstoneError;
+use pgrx::prelude::*;
+use serde_json::json;
+
+pub const SCHEMA: &str = "capstone_scratch";
+
+pub fn table(token: i64) -> String {
+    format!("{SCHEMA}.isolation_{token}")
+}
+
+pub fn drop_sql(token: i64) -> String {
+    format!("DROP TABLE IF EXISTS {}", table(token))
+}
+
+/// The caller's sessions create the scratch schema (if absent) and tables: say what the
+/// caller lacks for that before anything runs.
+pub fn check_privileges(function: &str) {
+    let missing = Spi::get_one::<String>(
+        "SELECT CASE WHEN n.oid IS NULL THEN
+                  CASE WHEN NOT pg_catalog.has_database_privilege(pg_catalog.current_database(), 'CREATE')
+                       THEN pg_catalog.format('CREATE on database %I (to create schema capstone_scratch)', pg_catalog.current_database()) END
+                WHEN NOT (pg_catalog.has_schema_privilege(n.oid, 'USAGE') AND pg_catalog.has_schema_privilege(n.oid, 'CREATE'))
+                  THEN 'USAGE and CREATE on schema capstone_scratch' END
+           FROM (SELECT 1) one LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = 'capstone_scratch'",
+    )
+    .ok()
+    .flatten();
+    if let Some(missing) = missing {
+        CapstoneError::InsufficientPrivilege(format!(
+            "{function}'s sessions run as {} and it lacks {missing}",
+            crate::owner::caller()
+        ))
+        .raise_with(
+            "the catalogue cases run on scratch tables the sessions create in schema capstone_scratch; nothing was created or run",
+            "grant CREATE on the database (the first run creates capstone_scratch), or USAGE and CREATE on schema capstone_scratch",
+        );
+    }
+}
+
+/// Drop the caller's scratch tables that a cut-short run left behind, and say so.
+pub(super) fn sweep(d: &Driver) {
+    let left = match d.exec(
+        0,
+        "SELECT coalesce(pg_catalog.string_agg(pg_catalog.format('%I.%I', schemaname, tablename), ', ' ORDER BY tablename), '')
+           FROM pg_catalog.pg_tables
+          WHERE schemaname = 'capstone_scratch' AND tablename ~ '^isolation_[0-9]+$' AND tableowner = current_user",
+    ) {
+        Ended::Row(v) => v,
+        Ended::Failed(..) => String::new(),
+    };
+    if left.is_empty() {
+        return;
+    }
+    // the names come from the catalog, quoted by format('%I')
+    d.exec(0, &format!("DROP TABLE IF EXISTS {left}"));
+    ereport!(
+        NOTICE,
+        PgSqlErrorCode::ERRCODE_SUCCESSFUL_COMPLETION,
+        format!("swept the scratch tables of an aborted isolation run: {left}")
+    );
+    crate::evidence::store(
+        "isolation",
+        Some("anomaly_demo: aborted run swept"),
+        None,
+        json!({}),
+        json!({
+            "summary": format!("An earlier isolation run ended before its cleanup (crash, cancel or terminated backend) and left its scratch tables: {left}. They were removed before this run."),
+            "verdict": "aborted",
+        }),
+    );
+}
+
+/// Create the schema if absent (the first run needs CREATE on the database).
+pub(super) fn ensure_schema(d: &Driver) {
+    let has = Spi::get_one::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = 'capstone_scratch')",
+    )
+    .ok()
+    .flatten()
+    .unwrap_or(false);
+    if !has {
+        if let Ended::Failed(c, m) = d.exec(0, "CREATE SCHEMA IF NOT EXISTS capstone_scratch") {
+            // 42P06/23505: another role created it at the same moment
+            if c != "42P06" && c != "23505" {
+                CapstoneError::PrerequisiteState(format!("scratch setup failed ({c}): {m}")).raise()
+            }
+        }
+    }
+}
+
+/// One run of `case` under `level` on a fresh scratch table: the rows (setup, every
+/// statement, the verdict) and the verdict. The table is dropped here; on an error the
+/// caller's cleanup drops it.
+pub(super) fn run_case(d: &Driver, case: &Case, level: &str, token: i64) -> (Vec<Row>, Verdict) {
+    let t = table(token);
+    for sql in [
+        format!("CREATE TABLE {t} (id integer PRIMARY KEY, value integer NOT NULL)"),
+        format!("INSERT INTO {t} VALUES (1, 10), (2, 20)"),
+    ] {
+        if let Ended::Failed(c, m) = d.exec(0, &sql) {
+            CapstoneError::PrerequisiteState(format!("scratch setup failed ({c}): {m}")).raise()
+        }
+    }
+    let mut rows = vec![Row {
+        step: 0,
+        session: "setup".into(),
+        statement: format!("scratch table {t}: (1, 10), (2, 20)"),
+        result: Some("committed".into()),
+        sqlstate: None,
+        wait_ms: 0.0,
+    }];
+    let steps = catalogue::script(case, level, &t);
+    let (mut ran, obs) = super::run_script(d, &steps, case.sessions);
+    rows.append(&mut ran);
+    let check = catalogue::read_all(&t);
+    let final_state = match d.exec(0, &check) {
+        Ended::Row(v) => v,
+        Ended::Failed(c, _) => format!("unreadable ({c})"),
+    };
+    let v = catalogue::verdict(case, &obs, &final_state);
+    rows.push(Row {
+        step: rows.len() as i32,
+        session: "check".into(),
+        statement: check,
+        result: Some(v.text(case, &final_state)),
+        sqlstate: None,
+        wait_ms: 0.0,
+    });
+    d.exec(0, &drop_sql(token));
+    (rows, v)
+}
