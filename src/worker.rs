@@ -15,6 +15,20 @@ use pgrx::prelude::*;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+/// Wait on this backend's latch for at most `ms` milliseconds (or until it is set), then
+/// reset it; the postmaster's death ends the process. Interrupts are the caller's to serve.
+pub fn wait_latch(ms: i64) {
+    unsafe {
+        pg_sys::WaitLatch(
+            pg_sys::MyLatch,
+            (pg_sys::WL_LATCH_SET | pg_sys::WL_TIMEOUT | pg_sys::WL_EXIT_ON_PM_DEATH) as i32,
+            ms,
+            pg_sys::PG_WAIT_EXTENSION,
+        );
+        pg_sys::ResetLatch(pg_sys::MyLatch);
+    }
+}
+
 /// Identity a worker runs under, parsed back out of `bgw_extra`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WorkerIdentity {
@@ -141,15 +155,7 @@ pub fn wait_for_exit(handle: DynamicBackgroundWorker, kind: &str, timeout: Durat
                 timeout.as_millis()
             )));
         }
-        unsafe {
-            pg_sys::WaitLatch(
-                pg_sys::MyLatch,
-                (pg_sys::WL_LATCH_SET | pg_sys::WL_TIMEOUT | pg_sys::WL_EXIT_ON_PM_DEATH) as i32,
-                10,
-                pg_sys::PG_WAIT_EXTENSION,
-            );
-            pg_sys::ResetLatch(pg_sys::MyLatch);
-        }
+        wait_latch(10);
         check_for_interrupts!();
     }))
     .catch_others(|e| {

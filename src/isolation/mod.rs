@@ -314,15 +314,7 @@ impl Driver {
     }
 
     fn tick() {
-        unsafe {
-            pg_sys::WaitLatch(
-                pg_sys::MyLatch,
-                (pg_sys::WL_LATCH_SET | pg_sys::WL_TIMEOUT | pg_sys::WL_EXIT_ON_PM_DEATH) as i32,
-                1,
-                pg_sys::PG_WAIT_EXTENSION,
-            );
-            pg_sys::ResetLatch(pg_sys::MyLatch);
-        }
+        crate::worker::wait_latch(1);
         check_for_interrupts!();
     }
 
@@ -617,16 +609,12 @@ pub fn demo(anomaly: &str, mode: &str) -> (Vec<Row>, Vec<String>) {
     )
     .ok()
     .flatten();
-    if let Some(missing) = missing {
-        CapstoneError::InsufficientPrivilege(format!(
-            "anomaly_demo's sessions run as {} and it lacks {missing}",
-            crate::owner::caller()
-        ))
-        .raise_with(
-            "nothing was created or run",
-            "grant what README's Grants section lists for anomaly_demo: USAGE on schema shop; SELECT, INSERT, DELETE on shop.tenants, customers, products, stock and orders; UPDATE on shop.tenants, stock and orders; SELECT on shop.order_lines",
-        );
-    }
+    refuse_lacking(
+        "anomaly_demo",
+        missing,
+        "nothing was created or run",
+        "grant what README's Grants section lists for anomaly_demo: USAGE on schema shop; SELECT, INSERT, DELETE on shop.tenants, customers, products, stock and orders; UPDATE on shop.tenants, stock and orders; SELECT on shop.order_lines",
+    );
     one_demo_at_a_time();
     let token: i64 = Spi::get_one("SELECT nextval('capstone.worker_token_seq')")
         .ok()
@@ -646,21 +634,7 @@ pub fn demo(anomaly: &str, mode: &str) -> (Vec<Row>, Vec<String>) {
         // (a crash, a cancel or a terminated backend), and says so in the evidence store
         if let Ended::Row(left) = d.exec(0, LEFTOVERS) {
             if !left.is_empty() {
-                ereport!(
-                    NOTICE,
-                    PgSqlErrorCode::ERRCODE_SUCCESSFUL_COMPLETION,
-                    format!("swept the fixture of an aborted anomaly_demo run: {left}")
-                );
-                crate::evidence::store(
-                    "isolation",
-                    Some("anomaly_demo: aborted run swept"),
-                    None,
-                    json!({}),
-                    json!({
-                        "summary": format!("An earlier anomaly_demo run ended before its cleanup (crash, cancel or terminated backend) and left its fixture: {left}. It was removed before this run."),
-                        "verdict": "aborted",
-                    }),
-                );
+                record_swept("the fixture of an aborted anomaly_demo run", &left);
             }
         }
         for sql in [TEARDOWN, DROP_PARENTS, DROP_TENANT] {
@@ -736,6 +710,37 @@ pub(crate) fn require_sessions(function: &str) {
 }
 
 /// One demo at a time per database: concurrent runs would share fixtures and sessions.
+/// Refuse with 42501, before anything runs, when the caller lacks what its sessions need
+/// (`missing` names it); the sessions run as the caller, so they would fail halfway.
+pub(super) fn refuse_lacking(function: &str, missing: Option<String>, detail: &str, hint: &str) {
+    if let Some(missing) = missing {
+        CapstoneError::InsufficientPrivilege(format!(
+            "{function}'s sessions run as {} and it lacks {missing}",
+            crate::owner::caller()
+        ))
+        .raise_with(detail, hint);
+    }
+}
+
+/// Say that what a cut-short run left behind (`left`) was removed, and keep it on record.
+pub(super) fn record_swept(what: &str, left: &str) {
+    ereport!(
+        NOTICE,
+        PgSqlErrorCode::ERRCODE_SUCCESSFUL_COMPLETION,
+        format!("swept {what}: {left}")
+    );
+    crate::evidence::store(
+        "isolation",
+        Some("anomaly_demo: aborted run swept"),
+        None,
+        json!({}),
+        json!({
+            "summary": format!("An earlier run ended before its cleanup (crash, cancel or terminated backend) and left {what}: {left}. It was removed before this run."),
+            "verdict": "aborted",
+        }),
+    );
+}
+
 pub(crate) fn one_demo_at_a_time() {
     let got =
         Spi::get_one::<bool>("SELECT pg_try_advisory_xact_lock(hashtext('capstone.anomaly_demo'))")

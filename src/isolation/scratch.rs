@@ -7,7 +7,6 @@ use super::catalogue::{self, Case, Verdict};
 use super::{Driver, Ended, Row};
 use crate::error::CapstoneError;
 use pgrx::prelude::*;
-use serde_json::json;
 
 pub const SCHEMA: &str = "capstone_scratch";
 
@@ -32,16 +31,12 @@ pub fn check_privileges(function: &str) {
     )
     .ok()
     .flatten();
-    if let Some(missing) = missing {
-        CapstoneError::InsufficientPrivilege(format!(
-            "{function}'s sessions run as {} and it lacks {missing}",
-            crate::owner::caller()
-        ))
-        .raise_with(
-            "the catalogue cases run on scratch tables the sessions create in schema capstone_scratch; nothing was created or run",
-            "grant CREATE on the database (the first run creates capstone_scratch), or USAGE and CREATE on schema capstone_scratch",
-        );
-    }
+    super::refuse_lacking(
+        function,
+        missing,
+        "the catalogue cases run on scratch tables the sessions create in schema capstone_scratch; nothing was created or run",
+        "grant CREATE on the database (the first run creates capstone_scratch), or USAGE and CREATE on schema capstone_scratch",
+    );
 }
 
 /// Drop the caller's scratch tables that a cut-short run left behind, and say so.
@@ -60,21 +55,7 @@ pub(super) fn sweep(d: &Driver) {
     }
     // the names come from the catalog, quoted by format('%I')
     d.exec(0, &format!("DROP TABLE IF EXISTS {left}"));
-    ereport!(
-        NOTICE,
-        PgSqlErrorCode::ERRCODE_SUCCESSFUL_COMPLETION,
-        format!("swept the scratch tables of an aborted isolation run: {left}")
-    );
-    crate::evidence::store(
-        "isolation",
-        Some("anomaly_demo: aborted run swept"),
-        None,
-        json!({}),
-        json!({
-            "summary": format!("An earlier isolation run ended before its cleanup (crash, cancel or terminated backend) and left its scratch tables: {left}. They were removed before this run."),
-            "verdict": "aborted",
-        }),
-    );
+    super::record_swept("the scratch tables of an aborted isolation run", &left);
 }
 
 /// Create the schema if absent (the first run needs CREATE on the database).
