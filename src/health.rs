@@ -56,6 +56,6 @@ mod tests {
 
     #[pg_test(error = "unknown mode \"bogus\"")]
     fn unknown_choice_is_a_coded_error() {
-        crate::error::check_choice("mode", "bogus", &["fast", "exact"]);
+        crate::infra::error::check_choice("mode", "bogus", &["fast", "exact"]);
     }
 }

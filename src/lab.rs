@@ -3,7 +3,7 @@
 //! The schema and generator are hand-written SQL under `lab/`, compiled into the
 //! library so `capstone.lab_install()` needs no file access on the server.
 
-use crate::error::CapstoneError;
+use crate::infra::error::CapstoneError;
 use pgrx::prelude::*;
 
 const SCHEMA_SQL: &str = include_str!("../lab/schema.sql");

@@ -7,25 +7,22 @@
 
 use pgrx::prelude::*;
 
+// Layering (docs/architecture.md): `infra` is the ground floor and imports no gate; the
+// gates (bloat … sharding) import only `infra`, never each other; `report` and `triage`
+// sit on top and read the gates' results.
+pub mod infra;
+
 pub mod bloat;
-pub mod error;
-pub mod evidence;
-pub mod gucs;
 pub mod health;
 pub mod isolation;
 pub mod lab;
 pub mod migration;
-pub mod owner;
-pub mod parse;
 pub mod plans;
 pub mod pooling;
-pub mod regclass;
-pub mod report;
-pub mod search_path;
 pub mod sharding;
-pub mod subxact;
+
+pub mod report;
 pub mod triage;
-pub mod worker;
 
 ::pgrx::pg_module_magic!(name, version);
 
@@ -35,7 +32,7 @@ extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
-    gucs::init();
+    infra::gucs::init();
     // the launcher (which resumes backfill jobs after a restart) and the anomaly demo's
     // session slots in shared memory need preloading
     if unsafe { pg_sys::process_shared_preload_libraries_in_progress } {

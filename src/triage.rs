@@ -4,7 +4,7 @@
 //! timeout and a statement timeout, so triage never hangs behind the incident it
 //! is diagnosing: a probe that times out becomes a row that says so.
 
-use crate::subxact::{self, Outcome};
+use crate::infra::subxact::{self, Outcome};
 use pgrx::prelude::*;
 use std::time::Instant;
 
@@ -358,7 +358,7 @@ fn latest_gap() -> Option<(i64, f64, String)> {
             &[],
         )? {
             if let (Some(id), Some(p)) = (r.get::<i64>(1)?, r.get::<String>(2)?) {
-                if let Ok(p) = crate::plans::plan::parse_json_deep(&p) {
+                if let Ok(p) = crate::infra::json::parse_deep(&p) {
                     v.push((id, p));
                 }
             }
@@ -366,7 +366,7 @@ fn latest_gap() -> Option<(i64, f64, String)> {
         Ok::<_, pgrx::spi::Error>(v)
     })
     .unwrap_or_default();
-    let threshold = crate::gucs::gap_threshold();
+    let threshold = crate::infra::gucs::gap_threshold();
     rows.into_iter()
         .filter_map(|(id, p)| {
             let parsed = crate::plans::plan::parse_explain_value(&p).ok()?;
@@ -418,7 +418,7 @@ fn triage(
         name!(probe, String),
     ),
 > {
-    let t = crate::error::check_range(
+    let t = crate::infra::error::check_range(
         "probe_timeout_ms",
         probe_timeout_ms.unwrap_or(500),
         10,

@@ -1,7 +1,7 @@
 //! `capstone.xmin_holders()`: everything in the cluster that holds the xmin
 //! horizon back, so VACUUM cannot remove dead tuples newer than it.
 
-use crate::error::CapstoneError;
+use crate::infra::error::CapstoneError;
 use pgrx::datum::Interval;
 use pgrx::pg_sys;
 use pgrx::prelude::*;

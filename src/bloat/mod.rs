@@ -16,8 +16,9 @@ pub mod page;
 mod reader;
 pub mod scenario;
 
-use crate::error::{check_choice, required, CapstoneError};
-pub use crate::regclass::RegClass;
+use crate::infra::error::{check_choice, required, CapstoneError};
+pub use crate::infra::regclass::RegClass;
+use crate::infra::spi::read_failed as spi_err;
 use estimate::ColumnStats;
 use pgrx::datum::TimestampWithTimeZone;
 use pgrx::pg_sys;
@@ -135,10 +136,6 @@ struct Row {
 const MIN_SAMPLE_TUPLES: u64 = 30;
 /// Width assumed for a varlena column nobody has analyzed.
 const UNKNOWN_VARLENA: f64 = 32.0;
-
-fn spi_err(what: &str) -> impl Fn(pgrx::spi::Error) -> CapstoneError + '_ {
-    move |e| CapstoneError::PrerequisiteState(format!("could not read {what}: {e}"))
-}
 
 /// A stable seed per relation and size, so the same relation gives the same
 /// sample (and the same estimate) until it changes.
@@ -996,7 +993,7 @@ fn bloat_report(
         .filter(|t| t.kind == Kind::Index)
         .map(|t| t.oid)
         .collect();
-    let sample_pages = crate::gucs::bloat_sample_pages();
+    let sample_pages = crate::infra::gucs::bloat_sample_pages();
     let mut report = Report {
         mode,
         sample_pages,

@@ -15,9 +15,9 @@
 //! Every step's numbers are returned as rows and stored in `capstone.evidence`.
 
 use super::{estimate, reader::Opened, RegClass};
-use crate::error::{check_range, required, CapstoneError};
-use crate::subxact::{self, Outcome};
-use crate::worker::{self, WorkerIdentity};
+use crate::infra::error::{check_range, required, CapstoneError};
+use crate::infra::subxact::{self, Outcome};
+use crate::infra::worker::{self, WorkerIdentity};
 use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerStatus};
 use pgrx::datum::Interval;
 use pgrx::pg_sys;
@@ -272,7 +272,7 @@ fn holder_named(pid: i32) -> bool {
 }
 
 fn timeout() -> Duration {
-    Duration::from_millis(crate::gucs::worker_timeout_ms().max(0) as u64)
+    Duration::from_millis(crate::infra::gucs::worker_timeout_ms().max(0) as u64)
 }
 
 /// Start the scenario: a snapshot holder in another session, then heavy updates.
@@ -425,8 +425,8 @@ fn bloat_scenario(
             ),
             "table": steps.json(),
         });
-        crate::evidence::store(
-            "bloat",
+        crate::infra::evidence::store(
+            crate::infra::evidence::Gate::Bloat,
             Some(&format!("bloat scenario: start (holder token {token})")),
             Some(&table.update_sql),
             json!({}),
@@ -462,7 +462,7 @@ fn load_scenario(id: Option<i64>) -> Scenario {
                 .raise_hint("start one with SELECT * FROM capstone.bloat_scenario();")
         }),
     };
-    let c = crate::evidence::load(id);
+    let c = crate::infra::evidence::load(id);
     let p = &c.payload;
     let holder_pid = p.get("holder_pid").and_then(Value::as_i64);
     let relid = p.get("relid").and_then(Value::as_u64);
@@ -800,8 +800,8 @@ fn bloat_scenario_finish(
     // any error or cancel from here on ends the holder before it is re-raised
     let steps = match subxact::run(Outcome::Commit, || {
         let (steps, outcome) = finish_steps(&s);
-        crate::evidence::store(
-            "bloat",
+        crate::infra::evidence::store(
+            crate::infra::evidence::Gate::Bloat,
             Some(&done),
             None,
             json!({}),
@@ -1017,8 +1017,8 @@ pub extern "C-unwind" fn capstone_bloat_vacuum_main(_arg: pg_sys::Datum) {
     };
     let label = format!("bloat scenario {scenario}: {what}");
     BackgroundWorker::transaction(|| {
-        crate::evidence::store(
-            "bloat",
+        crate::infra::evidence::store(
+            crate::infra::evidence::Gate::Bloat,
             Some(&label),
             Some(&sql),
             json!({}),

@@ -20,8 +20,8 @@ pub mod catalogue;
 pub mod scratch;
 pub mod session;
 
-use crate::error::{required, CapstoneError};
-use crate::subxact::{self, Outcome};
+use crate::infra::error::{required, CapstoneError};
+use crate::infra::subxact::{self, Outcome};
 use pgrx::prelude::*;
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -314,7 +314,7 @@ impl Driver {
     }
 
     fn tick() {
-        crate::worker::wait_latch(1);
+        crate::infra::worker::wait_latch(1);
         check_for_interrupts!();
     }
 
@@ -622,7 +622,7 @@ pub fn demo(anomaly: &str, mode: &str) -> (Vec<Row>, Vec<String>) {
         .unwrap_or(0);
     let d = Driver {
         sessions: session::Sessions::default(),
-        timeout: Duration::from_millis(crate::gucs::worker_timeout_ms() as u64),
+        timeout: Duration::from_millis(crate::infra::gucs::worker_timeout_ms() as u64),
     };
     let dref = std::panic::AssertUnwindSafe(&d);
     let out = PgTryBuilder::new(std::panic::AssertUnwindSafe(|| {
@@ -716,7 +716,7 @@ pub(super) fn refuse_lacking(function: &str, missing: Option<String>, detail: &s
     if let Some(missing) = missing {
         CapstoneError::InsufficientPrivilege(format!(
             "{function}'s sessions run as {} and it lacks {missing}",
-            crate::owner::caller()
+            crate::infra::owner::caller()
         ))
         .raise_with(detail, hint);
     }
@@ -729,8 +729,8 @@ pub(super) fn record_swept(what: &str, left: &str) {
         PgSqlErrorCode::ERRCODE_SUCCESSFUL_COMPLETION,
         format!("swept {what}: {left}")
     );
-    crate::evidence::store(
-        "isolation",
+    crate::infra::evidence::store(
+        crate::infra::evidence::Gate::Isolation,
         Some("anomaly_demo: aborted run swept"),
         None,
         json!({}),
@@ -805,7 +805,7 @@ fn with_scratch_sessions<R>(
     let token = new_token();
     let d = Driver {
         sessions: session::Sessions::default(),
-        timeout: Duration::from_millis(crate::gucs::worker_timeout_ms() as u64),
+        timeout: Duration::from_millis(crate::infra::gucs::worker_timeout_ms() as u64),
     };
     let current = std::cell::Cell::new(0i64);
     let (dref, cref) = (
@@ -920,13 +920,13 @@ fn anomaly_demo(
                     catalogue::LEVELS.join(", ")
                 ));
             }
-            let mode = crate::error::check_choice("mode", &mode, catalogue::LEVELS);
+            let mode = crate::infra::error::check_choice("mode", &mode, catalogue::LEVELS);
             (case.name, mode, demo_case(case, mode))
         }
         None => {
-            crate::error::check_choice("anomaly", &anomaly, &all_anomaly_names());
-            let anomaly = crate::error::check_choice("anomaly", &anomaly, ANOMALIES);
-            let mode = crate::error::check_choice("mode", &mode, MODES);
+            crate::infra::error::check_choice("anomaly", &anomaly, &all_anomaly_names());
+            let anomaly = crate::infra::error::check_choice("anomaly", &anomaly, ANOMALIES);
+            let mode = crate::infra::error::check_choice("mode", &mode, MODES);
             (anomaly, mode, demo(anomaly, mode))
         }
     };
@@ -942,8 +942,8 @@ fn anomaly_demo(
             "result": r.result, "sqlstate": r.sqlstate, "wait_ms": (r.wait_ms * 100.0).round() / 100.0,
         })).collect::<Vec<_>>(),
     });
-    crate::evidence::store(
-        "isolation",
+    crate::infra::evidence::store(
+        crate::infra::evidence::Gate::Isolation,
         Some(&format!("{anomaly} under {mode}")),
         None,
         json!({}),
@@ -991,8 +991,8 @@ fn isolation_matrix() -> TableIterator<
         "summary": format!("{} anomalies x {} levels: {observed} observed, {} prevented",
                            m.len(), catalogue::LEVELS.len(), m.len() * catalogue::LEVELS.len() - observed),
     });
-    crate::evidence::store(
-        "isolation",
+    crate::infra::evidence::store(
+        crate::infra::evidence::Gate::Isolation,
         Some("isolation matrix"),
         None,
         json!({}),

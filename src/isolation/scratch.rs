@@ -5,7 +5,7 @@
 
 use super::catalogue::{self, Case, Verdict};
 use super::{Driver, Ended, Row};
-use crate::error::CapstoneError;
+use crate::infra::error::CapstoneError;
 use pgrx::prelude::*;
 
 pub const SCHEMA: &str = "capstone_scratch";

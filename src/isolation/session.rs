@@ -16,9 +16,9 @@
 //! and leaves the transaction failed, as in psql; COMMIT of a failed transaction rolls
 //! back; a statement outside BEGIN runs in its own transaction.
 
-use crate::error::CapstoneError;
-use crate::subxact::{self, Outcome};
-use crate::worker::{self, WorkerIdentity};
+use crate::infra::error::CapstoneError;
+use crate::infra::subxact::{self, Outcome};
+use crate::infra::worker::{self, WorkerIdentity};
 use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerStatus, DynamicBackgroundWorker};
 use pgrx::prelude::*;
 use pgrx::{pg_shmem_init, PGRXSharedMemory, PgLwLock};
@@ -155,7 +155,7 @@ fn wake(pid: i32) {
 
 /// Wait on our latch at most `ms`, then optionally serve interrupts (cancel, terminate).
 fn nap(ms: i64, interrupts: bool) {
-    crate::worker::wait_latch(ms);
+    crate::infra::worker::wait_latch(ms);
     if interrupts {
         check_for_interrupts!();
     }
@@ -250,7 +250,7 @@ impl Sessions {
                 ))
                 .raise_hint(format!(
                     "the session connects to this database as {}; see the server log for its error (CONNECT privilege, connection limit)",
-                    crate::owner::caller()
+                    crate::infra::owner::caller()
                 ));
             }
             if started.elapsed() > timeout {
@@ -568,7 +568,7 @@ unsafe fn begin_options(stmt: *mut pg_sys::TransactionStmt) -> BeginOptions {
 /// Parse `sql` with PostgreSQL's parser. Text of several statements is one `Other` unless
 /// one of them is transaction control, which a session takes only on its own.
 fn parse(sql: &str) -> Parsed {
-    let stmts = crate::parse::raw_statements(sql, "a demo session statement");
+    let stmts = crate::infra::parse::raw_statements(sql, "a demo session statement");
     let mut parsed = Parsed {
         kind: Kind::Other,
         begin: BeginOptions::default(),

@@ -13,9 +13,10 @@
 
 pub mod worker;
 
-use crate::error::{check_range, required, CapstoneError};
-use crate::regclass::{self, RegClass};
-use crate::subxact::{self, Outcome};
+use crate::infra::error::{check_range, required, CapstoneError};
+use crate::infra::format::bytes as pretty;
+use crate::infra::regclass::{self, RegClass};
+use crate::infra::subxact::{self, Outcome};
 use pgrx::datetime::Interval;
 use pgrx::prelude::*;
 use serde_json::json;
@@ -115,7 +116,7 @@ pub fn batch_sql(
 /// # Safety
 /// Calls the raw parser; the returned pointer lives in the current memory context.
 unsafe fn parse_one_update(sql: &str) -> Option<*mut pg_sys::UpdateStmt> {
-    let stmts = crate::parse::raw_statements(sql, "set_clause and where_clause");
+    let stmts = crate::infra::parse::raw_statements(sql, "set_clause and where_clause");
     if stmts.len() != 1 || (*stmts[0]).type_ != pg_sys::NodeTag::T_UpdateStmt {
         return None;
     }
@@ -198,7 +199,7 @@ fn backfill_start(
     pause: default!(Option<Interval>, "'0'"),
     max_retries: default!(Option<i32>, 10),
 ) -> i64 {
-    crate::search_path::guarded(|| {
+    crate::infra::search_path::guarded(|| {
         let rel = regclass::lookup(required(rel, "rel"));
         let set_clause = required(set_clause, "set_clause");
         if set_clause.trim().is_empty() {
@@ -251,7 +252,7 @@ fn backfill_start(
         // plan and run it with zero rows: column, type and permission errors surface now, as the caller
         if let Err(e) = subxact::run(Outcome::Rollback, || {
             Spi::run("SET LOCAL lock_timeout = '200ms'")?;
-            crate::search_path::as_caller(|| Spi::run(&check))
+            crate::infra::search_path::as_caller(|| Spi::run(&check))
         }) {
             let (code, _) = subxact::describe(&e);
             if code == "55P03" {
@@ -300,8 +301,8 @@ fn backfill_start(
         };
         // the job row is capstone's record: written as the tables' owner, naming the caller
         let role_oid = unsafe { pg_sys::GetUserId() };
-        let role_name = crate::owner::caller();
-        let id = crate::owner::write(|| Spi::get_one_with_args::<i64>(
+        let role_name = crate::infra::owner::caller();
+        let id = crate::infra::owner::write(|| Spi::get_one_with_args::<i64>(
             "INSERT INTO capstone.backfill_jobs (relid, relname, key_columns, set_clause, where_clause, batch_size,
                                                  lock_timeout_ms, pause_ms, max_retries, state, role_oid, role_name,
                                                  database_oid, key_hi, rows_estimate, search_path)
@@ -321,7 +322,7 @@ fn backfill_start(
                 max_retries.into(),
                 (if key_hi.is_some() { "queued" } else { "done" }).into(),
                 key_hi.into(),
-                crate::search_path::caller().into(),
+                crate::infra::search_path::caller().into(),
                 role_oid.into(),
                 role_name.clone().into(),
             ],
@@ -331,7 +332,7 @@ fn backfill_start(
         .unwrap_or_else(|| CapstoneError::PrerequisiteState("could not record the backfill job".into()).raise());
         // start now if a worker slot is free; otherwise the launcher starts it later
         // every role's running jobs share the worker slots
-        let running = crate::owner::write(|| {
+        let running = crate::infra::owner::write(|| {
             Spi::get_one::<i64>(
                 "SELECT count(*) FROM capstone.backfill_jobs WHERE state = 'running'",
             )
@@ -339,7 +340,7 @@ fn backfill_start(
         .ok()
         .flatten()
         .unwrap_or(0);
-        if running < crate::gucs::backfill_max_workers() as i64 {
+        if running < crate::infra::gucs::backfill_max_workers() as i64 {
             worker::start_job(id);
         }
         id
@@ -446,8 +447,8 @@ fn set_state(job: Option<i64>, allowed_from: &[&str], to: &str) -> String {
             allowed_from.join(" or ")
         ));
     }
-    let by = crate::owner::caller();
-    crate::owner::write(|| {
+    let by = crate::infra::owner::caller();
+    crate::infra::owner::write(|| {
         Spi::run_with_args(
             "UPDATE capstone.backfill_jobs SET state = $2, updated_at = clock_timestamp(),
                     finished_at = CASE WHEN $2 = 'cancelled' THEN clock_timestamp() ELSE finished_at END
@@ -535,7 +536,7 @@ fn safe_ddl(
         name!(warnings, Vec<String>),
     ),
 > {
-    crate::search_path::guarded(|| {
+    crate::infra::search_path::guarded(|| {
         let ddl = required(ddl, "ddl");
         let ddl = ddl.trim().trim_end_matches(';').trim().to_string();
         if ddl.is_empty() {
@@ -548,7 +549,7 @@ fn safe_ddl(
             600_000,
         );
         let max_retries = check_range("max_retries", max_retries.unwrap_or(10), 0, 100);
-        let stmts = crate::parse::raw_statements(&ddl, "ddl");
+        let stmts = crate::infra::parse::raw_statements(&ddl, "ddl");
         let (target, secret) = unsafe {
             let n = stmts.len();
             if n != 1 {
@@ -618,7 +619,7 @@ fn safe_ddl(
             .and_then(|t| {
                 // the name in the statement resolves as the caller's DDL will resolve it;
                 // everything else in the query is qualified, so the caller's path is safe here
-                crate::search_path::as_caller(|| {
+                crate::infra::search_path::as_caller(|| {
                     Spi::get_two_with_args::<i64, f64>(
                         "SELECT pg_catalog.pg_total_relation_size(c.oid), c.reltuples::pg_catalog.float8
                            FROM pg_catalog.pg_class c
@@ -669,7 +670,7 @@ fn safe_ddl(
             let t0 = Instant::now();
             let r = subxact::run(Outcome::Commit, || {
                 Spi::run(&format!("SET LOCAL lock_timeout = '{lock_ms}ms'"))?;
-                crate::search_path::as_caller(|| Spi::run(&ddl))
+                crate::infra::search_path::as_caller(|| Spi::run(&ddl))
             });
             let waited = t0.elapsed().as_secs_f64() * 1000.0;
             let _ = Spi::run_with_args(
@@ -693,8 +694,8 @@ fn safe_ddl(
             } else {
                 msg.clone()
             };
-            let by = crate::owner::caller();
-            crate::owner::write(|| {
+            let by = crate::infra::owner::caller();
+            crate::infra::owner::write(|| {
                 Spi::run_with_args(
                     "INSERT INTO capstone.ddl_attempts (ddl, attempt, waited_ms, sqlstate, error, role_name)
                      VALUES ($1, $2, $3, $4, $5, $6)",
@@ -745,17 +746,6 @@ fn safe_ddl(
         }
         TableIterator::new(out)
     })
-}
-
-fn pretty(b: i64) -> String {
-    let mut v = b as f64;
-    for u in ["bytes", "kB", "MB", "GB", "TB"] {
-        if v < 1024.0 {
-            return format!("{v:.0} {u}");
-        }
-        v /= 1024.0;
-    }
-    format!("{v:.0} PB")
 }
 
 unsafe fn rv_name(rv: *mut pg_sys::RangeVar) -> Option<String> {
@@ -921,8 +911,8 @@ fn lock_watch(
     }
     let worst = out.iter().filter_map(|r| r.3).reduce(f64::max);
     let worst_ddl = out.iter().filter_map(|r| r.5).reduce(f64::max);
-    crate::evidence::store(
-        "migration",
+    crate::infra::evidence::store(
+        crate::infra::evidence::Gate::Migration,
         Some(label.as_deref().unwrap_or("lock_watch")),
         None,
         json!({}),

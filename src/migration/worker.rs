@@ -12,7 +12,7 @@
 //! trigger already fills the new column for every row written after it was
 //! created. Chasing the tail would race the writers it is meant to serve.
 
-use crate::worker::{attach, launch, WorkerIdentity};
+use crate::infra::worker::{attach, launch, WorkerIdentity};
 use pgrx::bgworkers::{
     BackgroundWorker, BackgroundWorkerBuilder, BgWorkerStartTime, SignalWakeFlags,
 };
@@ -100,7 +100,7 @@ fn in_transaction<R>(f: impl FnOnce() -> R) -> Result<R, (String, String)> {
         let f = f;
         Ok((f.0)())
     })
-    .catch_others(|e| Err(crate::subxact::describe(&e)))
+    .catch_others(|e| Err(crate::infra::subxact::describe(&e)))
     .execute();
     unsafe {
         match r {
@@ -151,7 +151,7 @@ fn load_job(id: i64) -> Option<(String, Job)> {
 
 fn finish(id: i64, state: &str, error: Option<String>) {
     let _ = in_transaction(|| {
-        crate::owner::write(|| {
+        crate::infra::owner::write(|| {
             Spi::run_with_args(
             "UPDATE capstone.backfill_jobs
                 SET state = CASE WHEN state IN ('cancelled', 'paused') AND $2 <> 'failed' THEN state ELSE $2 END,
@@ -214,11 +214,11 @@ fn run_batch(id: i64, job: &Job, retries: i32, timeouts: i32) -> Batch {
             None => 0,
         };
         // the bookkeeping below is capstone's own record, written as its tables' owner
-        // under the pinned path (crate::owner::write)
+        // under the pinned path (crate::infra::owner::write)
         let ms = started.elapsed().as_secs_f64() * 1000.0;
         match last {
             None => {
-                crate::owner::write(|| {
+                crate::infra::owner::write(|| {
                     Spi::run_with_args(
                     "UPDATE capstone.backfill_jobs SET state = 'done', finished_at = clock_timestamp(),
                             updated_at = clock_timestamp(), worker_pid = NULL WHERE id = $1",
@@ -228,7 +228,7 @@ fn run_batch(id: i64, job: &Job, retries: i32, timeouts: i32) -> Batch {
                 Ok::<_, pgrx::spi::Error>(false)
             }
             Some(last) => {
-                crate::owner::write(|| {
+                crate::infra::owner::write(|| {
                     Spi::run_with_args(
                     "WITH j AS (UPDATE capstone.backfill_jobs
                                    SET last_key = $2, rows_done = rows_done + $3, batches_done = batches_done + 1,
@@ -323,7 +323,7 @@ pub extern "C-unwind" fn capstone_backfill_main(_arg: pg_sys::Datum) {
         return;
     }
     let _ = in_transaction(|| {
-        crate::owner::write(|| {
+        crate::infra::owner::write(|| {
             Spi::run_with_args(
             "UPDATE capstone.backfill_jobs SET state = 'running', worker_pid = pg_backend_pid(),
                     started_at = coalesce(started_at, clock_timestamp()), updated_at = clock_timestamp()
@@ -358,7 +358,7 @@ pub extern "C-unwind" fn capstone_backfill_main(_arg: pg_sys::Datum) {
                     // visible at once in backfill_status, not only when the batch finally commits
                     let timeout = i32::from(code == "55P03");
                     let _ = in_transaction(|| {
-                        crate::owner::write(|| {
+                        crate::infra::owner::write(|| {
                             Spi::run_with_args(
                             "UPDATE capstone.backfill_jobs SET retries = retries + 1, lock_timeouts = lock_timeouts + $2,
                                     last_error = $3, updated_at = clock_timestamp() WHERE id = $1",
@@ -414,7 +414,7 @@ pub fn register_launcher() {
 #[unsafe(no_mangle)]
 pub extern "C-unwind" fn capstone_launcher_main(_arg: pg_sys::Datum) {
     BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
-    let db = crate::gucs::launcher_database();
+    let db = crate::infra::gucs::launcher_database();
     BackgroundWorker::connect_worker_to_spi(Some(&db), None);
     loop {
         let dbs = in_transaction(|| {
@@ -448,7 +448,7 @@ pub extern "C-unwind" fn capstone_launcher_main(_arg: pg_sys::Datum) {
                 let _ = b.load_dynamic();
             }
         }
-        let nap = crate::gucs::backfill_naptime_ms().max(1000) as u64;
+        let nap = crate::infra::gucs::backfill_naptime_ms().max(1000) as u64;
         let until = Instant::now() + Duration::from_millis(nap);
         while Instant::now() < until {
             sleep_interruptible(Duration::from_millis(200));
@@ -476,7 +476,7 @@ pub extern "C-unwind" fn capstone_recovery_main(_arg: pg_sys::Datum) {
         if !installed {
             return Ok::<_, pgrx::spi::Error>(vec![]);
         }
-        let max = crate::gucs::backfill_max_workers() as i64;
+        let max = crate::infra::gucs::backfill_max_workers() as i64;
         Spi::connect(|c| {
             let mut v = Vec::new();
             for r in c.select(

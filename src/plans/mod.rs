@@ -12,8 +12,9 @@
 
 pub mod plan;
 
-use crate::error::{check_range, CapstoneError};
-use crate::subxact::{self, Outcome};
+use crate::infra::error::{check_range, CapstoneError};
+use crate::infra::evidence::Gate;
+use crate::infra::subxact::{self, Outcome};
 use pgrx::prelude::*;
 use pgrx::JsonB;
 use plan::{ExplainResult, PlanNode};
@@ -35,7 +36,7 @@ pub fn validate_statement(query: Option<&str>) -> String {
         CapstoneError::InvalidParameter("query must not be empty".into())
             .raise_hint(format!("pass one {ACCEPTED} statement as text"));
     }
-    let stmts = crate::parse::raw_statements(q, "query");
+    let stmts = crate::infra::parse::raw_statements(q, "query");
     let n = stmts.len();
     unsafe {
         if n == 0 {
@@ -84,7 +85,7 @@ fn explain_once(query: &str, timing: bool) -> Value {
     );
     let r = subxact::run(Outcome::Rollback, || {
         // the caller's statement resolves names the way the caller would
-        crate::search_path::as_caller(|| {
+        crate::infra::search_path::as_caller(|| {
             Spi::connect_mut(|c| {
                 // read as text: pgrx's json decoding stops at 128 levels (about 62 plan levels)
                 let d = c.update(&sql, None, &[])?.first().get_datum_by_ordinal(1)?;
@@ -124,7 +125,7 @@ fn parse(v: &Value) -> ExplainResult {
 
 /// Run `query` `runs` times (after one warm-up when runs > 1), keep the median
 /// run's plan, and store it as evidence of `gate`.
-pub fn capture(gate: &str, query: &str, label: Option<&str>, runs: i32, timing: bool) -> Capture {
+pub fn capture(gate: Gate, query: &str, label: Option<&str>, runs: i32, timing: bool) -> Capture {
     let runs = check_range("runs", runs, 1, 1000);
     if runs > 1 {
         explain_once(query, timing);
@@ -147,7 +148,7 @@ pub fn capture(gate: &str, query: &str, label: Option<&str>, runs: i32, timing: 
         "median_ms": median_ms,
         "timing": timing,
     });
-    let evidence_id = crate::evidence::store(gate, label, Some(query), settings, payload);
+    let evidence_id = crate::infra::evidence::store(gate, label, Some(query), settings, payload);
     Capture {
         evidence_id,
         plan_json,
@@ -158,7 +159,7 @@ pub fn capture(gate: &str, query: &str, label: Option<&str>, runs: i32, timing: 
 
 /// Load a stored plan capture.
 fn load_plan(id: i64) -> (ExplainResult, Option<String>) {
-    let c = crate::evidence::load(id);
+    let c = crate::infra::evidence::load(id);
     let plan = match c.payload.get("plan") {
         Some(p) => p.clone(),
         None => CapstoneError::WrongObjectType(format!(
@@ -198,7 +199,7 @@ fn explain(
         name!(plan, JsonB),
     ),
 > {
-    crate::search_path::guarded(|| explain_impl(query, label, runs, timing))
+    crate::infra::search_path::guarded(|| explain_impl(query, label, runs, timing))
 }
 
 type ExplainRow = (
@@ -221,7 +222,13 @@ fn explain_impl(
 ) -> TableIterator<'static, ExplainRow> {
     let q = validate_statement(query.as_deref());
     let runs = runs.unwrap_or(1);
-    let c = capture("plans", &q, label.as_deref(), runs, timing.unwrap_or(true));
+    let c = capture(
+        Gate::Plans,
+        &q,
+        label.as_deref(),
+        runs,
+        timing.unwrap_or(true),
+    );
     let (hit, read) = totals(&c.parsed.root);
     let root = plan::flatten(&c.parsed)
         .first()
@@ -256,7 +263,7 @@ type GapTuple = (
 );
 
 fn gap_rows(r: &ExplainResult) -> Vec<GapTuple> {
-    plan::estimate_gaps(r, crate::gucs::gap_threshold())
+    plan::estimate_gaps(r, crate::infra::gucs::gap_threshold())
         .into_iter()
         .map(|g| {
             (
@@ -300,9 +307,9 @@ fn estimate_gap_query(
         name!(cut_short_by_limit, bool),
     ),
 > {
-    crate::search_path::guarded(|| {
+    crate::infra::search_path::guarded(|| {
         let q = validate_statement(query.as_deref());
-        let c = capture("statistics", &q, label.as_deref(), 1, true);
+        let c = capture(Gate::Statistics, &q, label.as_deref(), 1, true);
         TableIterator::new(gap_rows(&c.parsed))
     })
 }
@@ -328,7 +335,7 @@ fn estimate_gap_evidence(
         name!(cut_short_by_limit, bool),
     ),
 > {
-    let id = crate::error::required(evidence_id, "evidence_id");
+    let id = crate::infra::error::required(evidence_id, "evidence_id");
     let (r, _) = load_plan(id);
     TableIterator::new(gap_rows(&r))
 }
@@ -416,19 +423,27 @@ fn explain_diff_change(
         name!(after_actual_rows, Option<f64>),
     ),
 > {
-    crate::search_path::guarded(|| {
+    crate::infra::search_path::guarded(|| {
         let q = validate_statement(query.as_deref());
-        let change = crate::error::required(change, "change");
-        if change.trim().is_empty() || crate::parse::raw_statements(&change, "change").is_empty() {
+        let change = crate::infra::error::required(change, "change");
+        if change.trim().is_empty()
+            || crate::infra::parse::raw_statements(&change, "change").is_empty()
+        {
             CapstoneError::InvalidParameter("change must not be empty".into()).raise_hint(
                 "pass the SQL that should make the query faster, e.g. 'CREATE INDEX ...; ANALYZE ...'",
             );
         }
         let runs = runs.unwrap_or(1);
         let base = label.clone().unwrap_or_else(|| "explain_diff".into());
-        let before = capture("plans", &q, Some(&format!("{base}: before")), runs, true);
+        let before = capture(
+            Gate::Plans,
+            &q,
+            Some(&format!("{base}: before")),
+            runs,
+            true,
+        );
         match subxact::run(Outcome::Commit, || {
-            crate::search_path::as_caller(|| Spi::run(&change))
+            crate::infra::search_path::as_caller(|| Spi::run(&change))
         }) {
             Ok(Ok(())) => {}
             // SPI refused it without running it (COMMIT, ROLLBACK, COPY TO STDOUT, ...)
@@ -441,7 +456,7 @@ fn explain_diff_change(
             // the subtransaction is rolled back: nothing of the change remains
             Err(e) => (*e).rethrow(),
         }
-        let after = capture("plans", &q, Some(&format!("{base}: after")), runs, true);
+        let after = capture(Gate::Plans, &q, Some(&format!("{base}: after")), runs, true);
         let rows = diff_rows(
             &before.parsed,
             &after.parsed,
@@ -452,11 +467,11 @@ fn explain_diff_change(
         let gate = if upper.contains("STATISTICS")
             || (upper.contains("ANALYZE") && !upper.contains("INDEX"))
         {
-            "statistics"
+            Gate::Statistics
         } else {
-            "index"
+            Gate::Index
         };
-        crate::evidence::store(
+        crate::infra::evidence::store(
             gate,
             Some(&base),
             Some(&q),
@@ -498,8 +513,8 @@ fn explain_diff_evidence(
         name!(after_actual_rows, Option<f64>),
     ),
 > {
-    let b = crate::error::required(before, "before");
-    let a = crate::error::required(after, "after");
+    let b = crate::infra::error::required(before, "before");
+    let a = crate::infra::error::required(after, "after");
     let (pb, _) = load_plan(b);
     let (pa, _) = load_plan(a);
     TableIterator::new(diff_rows(&pb, &pa, Some((b, a))))
@@ -527,7 +542,7 @@ struct Watched {
 }
 
 fn watched() -> Vec<Watched> {
-    let threshold = crate::gucs::gap_threshold();
+    let threshold = crate::infra::gucs::gap_threshold();
     Spi::connect(|c| {
         let mut out = Vec::new();
         for r in c.select(
@@ -591,7 +606,7 @@ fn judge(w: &Watched) -> GateResult {
     let outcome = subxact::run(Outcome::Commit, || {
         let q = validate_statement(Some(&w.sql));
         capture(
-            "plans",
+            Gate::Plans,
             &q,
             Some(&format!("plan_gate: {}", w.name)),
             1,
@@ -666,7 +681,7 @@ fn judge(w: &Watched) -> GateResult {
 
 /// Watched queries run under the caller's search_path; capstone's own reads are pinned.
 pub fn run_gate() -> Vec<GateResult> {
-    crate::search_path::guarded(|| watched().iter().map(judge).collect())
+    crate::infra::search_path::guarded(|| watched().iter().map(judge).collect())
 }
 
 /// Run every enabled watched query and judge it: pass, or fail with reasons.
@@ -812,7 +827,7 @@ mod tests {
     #[pg_test]
     fn failed_change_leaves_nothing_behind() {
         Spi::run("CREATE TABLE t_chg AS SELECT g AS id FROM generate_series(1, 1000) g").unwrap();
-        let failed = crate::subxact::run(crate::subxact::Outcome::Commit, || {
+        let failed = crate::infra::subxact::run(crate::infra::subxact::Outcome::Commit, || {
             Spi::run(
                 "SELECT * FROM capstone.explain_diff('SELECT * FROM t_chg WHERE id = 5',
                      'CREATE INDEX t_chg_id ON t_chg (id); SELECT 1/0')",

@@ -45,57 +45,29 @@ use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 
-/// Deepest plan nesting accepted by the parser.
-pub const MAX_PLAN_DEPTH: usize = 200;
+use crate::infra::json::JsonError;
+pub use crate::infra::json::{MAX_JSON_DEPTH, MAX_PLAN_DEPTH};
 
-/// Deepest JSON nesting read at all: a plan level nests about two JSON levels deep
-/// (the node object and its "Plans" array), plus the wrapping array and object.
-pub const MAX_JSON_DEPTH: usize = 2 * MAX_PLAN_DEPTH + 8;
-
-/// How deeply `text` nests arrays and objects (strings skipped).
-pub fn json_depth(text: &str) -> usize {
-    let (mut depth, mut max, mut in_str, mut esc) = (0usize, 0usize, false, false);
-    for b in text.bytes() {
-        if in_str {
-            match (esc, b) {
-                (true, _) => esc = false,
-                (false, b'\\') => esc = true,
-                (false, b'"') => in_str = false,
-                _ => {}
-            }
-            continue;
-        }
-        match b {
-            b'"' => in_str = true,
-            b'[' | b'{' => {
-                depth += 1;
-                max = max.max(depth);
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    max
+/// Parse plan JSON as deep as [`MAX_JSON_DEPTH`] (see [`crate::infra::json`]).
+pub fn parse_json_deep(text: &str) -> Result<Value, PlanError> {
+    crate::infra::json::parse_deep(text).map_err(PlanError::from)
 }
 
-/// Parse JSON as deep as [`MAX_JSON_DEPTH`] (serde_json alone stops at 128 levels,
-/// about 62 plan levels); deeper text is refused before any recursion.
-pub fn parse_json_deep(text: &str) -> Result<Value, PlanError> {
-    if json_depth(text) > MAX_JSON_DEPTH {
-        return Err(PlanError::TooDeep {
-            limit: MAX_PLAN_DEPTH,
-        });
+impl From<JsonError> for PlanError {
+    fn from(e: JsonError) -> Self {
+        match e {
+            JsonError::Syntax {
+                line,
+                column,
+                message,
+            } => PlanError::Json {
+                line,
+                column,
+                message,
+            },
+            JsonError::TooDeep { limit } => PlanError::TooDeep { limit },
+        }
     }
-    let json_err = |e: serde_json::Error| PlanError::Json {
-        line: e.line(),
-        column: e.column(),
-        message: e.to_string(),
-    };
-    let mut de = serde_json::Deserializer::from_str(text);
-    de.disable_recursion_limit();
-    let v = <Value as serde::Deserialize>::deserialize(&mut de).map_err(json_err)?;
-    de.end().map_err(json_err)?;
-    Ok(v)
 }
 
 /// Why a text could not be read as an EXPLAIN JSON document.
@@ -2173,7 +2145,10 @@ mod tests {
             assert_eq!(flatten(&p).last().map(|f| f.depth), Some(levels));
             assert_eq!(diff_plans(&p, &p).len(), 1);
         }
-        assert_eq!(json_depth(r#"{"a": "[[[{{", "b": [1, [2]]}"#), 3);
+        assert_eq!(
+            crate::infra::json::depth(r#"{"a": "[[[{{", "b": [1, [2]]}"#),
+            3
+        );
     }
 
     // ---- never panics ---------------------------------------------------

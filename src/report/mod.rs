@@ -3,10 +3,8 @@
 //! `capstone.report_charts()` renders the charts it links as SVG with their data
 //! as CSV. README command (1) writes both into an output directory.
 
-pub mod chart;
-
+use crate::infra::chart::{Chart, Kind, Series};
 use crate::plans::plan::{self, ExplainResult};
-use chart::{Chart, Kind, Series};
 use pgrx::prelude::*;
 use serde_json::Value;
 use std::fmt::Write;
@@ -73,7 +71,7 @@ fn load_rows(roles: Option<Vec<String>>) -> Vec<Row> {
                 payload: match r.get::<String>(7)? {
                     None => Value::Null,
                     // one unreadable row is reported as such, never takes the report down
-                    Some(t) => plan::parse_json_deep(&t).unwrap_or_else(|e| {
+                    Some(t) => crate::infra::json::parse_deep(&t).unwrap_or_else(|e| {
                         serde_json::json!({"summary": format!("(payload not readable: {e})")})
                     }),
                 },
@@ -215,7 +213,7 @@ fn render_gaps(o: &mut String, caps: &[&Row]) -> usize {
         else {
             continue;
         };
-        let gaps = plan::estimate_gaps(&p, crate::gucs::gap_threshold());
+        let gaps = plan::estimate_gaps(&p, crate::infra::gucs::gap_threshold());
         let flagged = gaps.iter().filter(|g| g.flagged).count();
         flagged_total += flagged;
         let _ = writeln!(
@@ -224,7 +222,7 @@ fn render_gaps(o: &mut String, caps: &[&Row]) -> usize {
             r.label.as_deref().unwrap_or("capture"),
             r.id,
             flagged,
-            crate::gucs::gap_threshold()
+            crate::infra::gucs::gap_threshold()
         );
         for g in &gaps {
             let _ = writeln!(
@@ -694,7 +692,7 @@ pub fn shard_decision(rows: &[&Row]) -> Option<String> {
 /// evidence is a part of its own that says whose it is.
 #[pg_extern(volatile, parallel_unsafe)]
 fn report(roles: default!(Option<Vec<String>>, "NULL")) -> String {
-    render(load_rows(roles), &crate::owner::caller())
+    render(load_rows(roles), &crate::infra::owner::caller())
 }
 
 /// The report's charts: file name, title, SVG and the CSV of its data, and whose
@@ -712,7 +710,7 @@ fn report_charts(
         name!(captured_by, String),
     ),
 > {
-    let reader = crate::owner::caller();
+    let reader = crate::infra::owner::caller();
     let mut out = Vec::new();
     for (who, rows) in by_role(load_rows(roles), &reader) {
         let prefix = chart_prefix(&who, &reader);

@@ -21,6 +21,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write;
 
 use super::workload::{self, Analyzed, StmtKind};
+use crate::infra::format::pct;
 
 /// Weights of the four components; they sum to 1.
 pub const W_COLOCATION: f64 = 0.35;
@@ -588,16 +589,6 @@ pub struct Advice {
     pub reasoning: String,
     /// Tables without statistics (too small to matter), named in the reasoning.
     pub unanalyzed: Vec<String>,
-}
-
-fn pct(x: f64) -> String {
-    // an empty f64 sum is -0.0
-    let x = x + 0.0;
-    if x >= 0.1 {
-        format!("{:.0}%", 100.0 * x)
-    } else {
-        format!("{:.1}%", 100.0 * x)
-    }
 }
 
 /// Short one-line form of a query for lists.

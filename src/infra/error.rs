@@ -1,5 +1,7 @@
 //! One error type for every user-facing failure. Each case maps to a SQLSTATE and
-//! carries a detail and a hint, so nothing a user does surfaces as XX000.
+//! carries a detail and a hint, so nothing a user does surfaces as XX000. Gate code
+//! returns [`Result`] and the SQL surface raises it ([`OrRaise::or_raise`]); notices and
+//! warnings go through [`notice`], [`notice_hint`] and [`warning`], never a hand-built report.
 
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
@@ -49,6 +51,101 @@ pub enum CapstoneError {
     /// 57014: a bounded wait ran out.
     #[error("{0}")]
     Timeout(String),
+    /// P0001: a gate ran and its verdict is "failed" (plan_gate's assert form).
+    #[error("{0}")]
+    GateFailed(String),
+}
+
+/// An error with the detail and hint it is raised with: what gate code returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub error: CapstoneError,
+    pub detail: String,
+    pub hint: String,
+}
+
+/// What gate code returns; the SQL surface raises the error with [`OrRaise::or_raise`].
+pub type Result<T, E = Failure> = std::result::Result<T, E>;
+
+impl From<CapstoneError> for Failure {
+    fn from(error: CapstoneError) -> Self {
+        Failure {
+            error,
+            detail: String::new(),
+            hint: String::new(),
+        }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl From<Failure> for ErrorReport {
+    fn from(f: Failure) -> Self {
+        let mut report = ErrorReport::new(f.error.sqlstate(), f.error.to_string(), "capstone");
+        if !f.detail.is_empty() {
+            report = report.set_detail(f.detail);
+        }
+        if !f.hint.is_empty() {
+            report = report.set_hint(f.hint);
+        }
+        report
+    }
+}
+
+impl Failure {
+    /// Raise at ERROR. Never returns.
+    pub fn raise(self) -> ! {
+        ErrorReport::from(self).report(PgLogLevel::ERROR);
+        unreachable!("ERROR-level reports do not return")
+    }
+
+    pub fn detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = detail.into();
+        self
+    }
+
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = hint.into();
+        self
+    }
+}
+
+/// Raise an error result at the SQL surface.
+pub trait OrRaise<T> {
+    fn or_raise(self) -> T;
+}
+
+impl<T, E: Into<Failure>> OrRaise<T> for std::result::Result<T, E> {
+    fn or_raise(self) -> T {
+        match self {
+            Ok(v) => v,
+            Err(e) => e.into().raise(),
+        }
+    }
+}
+
+/// A NOTICE from capstone.
+pub fn notice(message: impl Into<String>) {
+    notice_hint(message, "");
+}
+
+/// A NOTICE with a hint.
+pub fn notice_hint(message: impl Into<String>, hint: impl Into<String>) {
+    let hint = hint.into();
+    let mut report = ErrorReport::new(C::ERRCODE_SUCCESSFUL_COMPLETION, message.into(), "capstone");
+    if !hint.is_empty() {
+        report = report.set_hint(hint);
+    }
+    report.report(PgLogLevel::NOTICE);
+}
+
+/// A WARNING (01000) from capstone.
+pub fn warning(message: impl Into<String>) {
+    ErrorReport::new(C::ERRCODE_WARNING, message.into(), "capstone").report(PgLogLevel::WARNING);
 }
 
 impl CapstoneError {
@@ -68,22 +165,23 @@ impl CapstoneError {
             CapstoneError::InsufficientResources(_) => C::ERRCODE_INSUFFICIENT_RESOURCES,
             CapstoneError::NotSupported(_) => C::ERRCODE_FEATURE_NOT_SUPPORTED,
             CapstoneError::Timeout(_) => C::ERRCODE_QUERY_CANCELED,
+            CapstoneError::GateFailed(_) => C::ERRCODE_RAISE_EXCEPTION,
         }
+    }
+
+    /// This error with a detail and a hint, to return.
+    pub fn with(self, detail: impl Into<String>, hint: impl Into<String>) -> Failure {
+        Failure::from(self).detail(detail).hint(hint)
+    }
+
+    /// This error with a hint, to return.
+    pub fn with_hint(self, hint: impl Into<String>) -> Failure {
+        Failure::from(self).hint(hint)
     }
 
     /// Attach a detail and a hint, then raise. Never returns.
     pub fn raise_with(self, detail: impl Into<String>, hint: impl Into<String>) -> ! {
-        let detail = detail.into();
-        let hint = hint.into();
-        let mut report = ErrorReport::new(self.sqlstate(), self.to_string(), "capstone");
-        if !detail.is_empty() {
-            report = report.set_detail(detail);
-        }
-        if !hint.is_empty() {
-            report = report.set_hint(hint);
-        }
-        report.report(PgLogLevel::ERROR);
-        unreachable!("ERROR-level reports do not return")
+        self.with(detail, hint).raise()
     }
 
     /// Raise with a hint only.

@@ -19,8 +19,9 @@
 pub mod audit;
 pub mod math;
 
-use crate::error::{check_range, required, CapstoneError};
-use crate::subxact::{self, Outcome};
+use crate::infra::error::{check_range, required, CapstoneError};
+use crate::infra::format::mb;
+use crate::infra::subxact::{self, Outcome};
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 use pgrx::{JsonB, PgSqlErrorCode};
@@ -379,10 +380,6 @@ fn fmt1(v: f64) -> String {
     } else {
         format!("{v:.2}")
     }
-}
-
-fn mb(b: u64) -> String {
-    format!("{:.1} MB", b as f64 / (1024.0 * 1024.0))
 }
 
 fn compute(p: &Params) -> Sizing {
@@ -789,8 +786,13 @@ fn compute(p: &Params) -> Sizing {
         "cores": cores, "core_factor": p.core_factor, "headroom": p.headroom,
         "nodes_per_query": p.nodes,
     });
-    let evidence_id =
-        crate::evidence::store("pooling", Some("pool_size"), None, settings_json, payload);
+    let evidence_id = crate::infra::evidence::store(
+        crate::infra::evidence::Gate::Pooling,
+        Some("pool_size"),
+        None,
+        settings_json,
+        payload,
+    );
     Sizing {
         terms: t,
         plan,
@@ -1214,7 +1216,13 @@ fn pooling_audit(
             "query": r.query, "calls": r.calls,
         })).collect::<Vec<_>>(),
     });
-    crate::evidence::store("pooling", Some("pooling_audit"), None, json!({}), payload);
+    crate::infra::evidence::store(
+        crate::infra::evidence::Gate::Pooling,
+        Some("pooling_audit"),
+        None,
+        json!({}),
+        payload,
+    );
     TableIterator::new(
         rows.into_iter()
             .map(|r| (r.issue, r.risk, r.evidence, r.query, r.calls, r.fix)),
@@ -1624,11 +1632,11 @@ mod tests {
     fn pgbouncer_stats_rejects_a_postgres_server() {
         // The PyPI PostgreSQL 17/18 trees ship a dblink.so whose RUNPATH misses the
         // tree's own libpq, so it only loads with LD_LIBRARY_PATH set for the server.
-        let created = crate::subxact::run(crate::subxact::Outcome::Commit, || {
+        let created = crate::infra::subxact::run(crate::infra::subxact::Outcome::Commit, || {
             Spi::run("CREATE EXTENSION IF NOT EXISTS dblink")
         });
         if let Err(e) = created {
-            let (_, msg) = crate::subxact::describe(&e);
+            let (_, msg) = crate::infra::subxact::describe(&e);
             assert!(msg.contains("could not load library"), "{msg}");
             pgrx::warning!("dblink cannot be loaded on this server, test skipped: {msg}");
             return;
@@ -1643,14 +1651,14 @@ mod tests {
             "host={sock} port={port} dbname=pgrx_tests user={}",
             whoami()
         );
-        let r = crate::subxact::run(crate::subxact::Outcome::Rollback, || {
+        let r = crate::infra::subxact::run(crate::infra::subxact::Outcome::Rollback, || {
             Spi::run_with_args(
                 "SELECT * FROM capstone.pgbouncer_stats($1)",
                 &[conninfo.as_str().into()],
             )
         });
         let e = r.expect_err("a PostgreSQL server is not a PgBouncer console");
-        let (state, msg) = crate::subxact::describe(&e);
+        let (state, msg) = crate::infra::subxact::describe(&e);
         assert_eq!(state, "22023", "{msg}");
         assert!(
             msg.starts_with("conninfo does not lead to a PgBouncer admin console"),

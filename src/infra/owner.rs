@@ -5,7 +5,7 @@
 //! tables, with the search_path pinned and inside a security-restricted operation, and
 //! records the real caller in the row. Caller SQL never runs in here.
 
-use crate::error::CapstoneError;
+use crate::infra::error::CapstoneError;
 use pgrx::prelude::*;
 use std::cell::Cell;
 use std::ffi::CStr;
@@ -65,7 +65,7 @@ pub fn write<R>(f: impl FnOnce() -> R) -> R {
     PgTryBuilder::new(move || {
         // the whole wrapper, not its field, moves in (it is what asserts unwind safety)
         let f = f;
-        crate::search_path::pinned(f.0)
+        crate::infra::search_path::pinned(f.0)
     })
     .finally(move || unsafe { pg_sys::SetUserIdAndSecContext(uid, ctx) })
     .execute()

@@ -6,7 +6,7 @@
 //! with `BackgroundWorkerInitializeConnectionByOid`, and so runs with exactly the
 //! caller's privileges, never as a superuser it was not started by.
 
-use crate::error::CapstoneError;
+use crate::infra::error::CapstoneError;
 use pgrx::bgworkers::{
     BackgroundWorker, BackgroundWorkerBuilder, BackgroundWorkerStatus, DynamicBackgroundWorker,
     SignalWakeFlags,
@@ -218,8 +218,8 @@ pub extern "C-unwind" fn capstone_smoke_main(_arg: pg_sys::Datum) {
     };
     BackgroundWorker::transaction(|| {
         // the role this worker runs as, read before capstone writes its proof row
-        let role = crate::owner::caller();
-        crate::owner::write(|| {
+        let role = crate::infra::owner::caller();
+        crate::infra::owner::write(|| {
             Spi::run_with_args(
                 "INSERT INTO capstone.worker_smoke_log (token, pid, database, role, backend_type)
                  SELECT $1, pg_backend_pid(), current_database(), $2,
@@ -260,7 +260,7 @@ fn worker_smoke() -> TableIterator<
     wait_for_exit(
         handle,
         "smoke",
-        Duration::from_millis(crate::gucs::worker_timeout_ms() as u64),
+        Duration::from_millis(crate::infra::gucs::worker_timeout_ms() as u64),
     );
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
     let row = Spi::connect(|c| {

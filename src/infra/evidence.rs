@@ -1,25 +1,62 @@
 //! The evidence store (`capstone.evidence`): every gate records what it measured.
 
-use crate::error::CapstoneError;
+use crate::infra::error::CapstoneError;
 use pgrx::prelude::*;
 use pgrx::JsonB;
+
+/// The gate a capture belongs to: the values `capstone.evidence.gate` allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gate {
+    Health,
+    Schema,
+    Index,
+    Statistics,
+    Plans,
+    Isolation,
+    Pooling,
+    Migration,
+    Sharding,
+    Bloat,
+    Triage,
+    Reliability,
+}
+
+impl Gate {
+    /// The name stored in `capstone.evidence.gate`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Gate::Health => "health",
+            Gate::Schema => "schema",
+            Gate::Index => "index",
+            Gate::Statistics => "statistics",
+            Gate::Plans => "plans",
+            Gate::Isolation => "isolation",
+            Gate::Pooling => "pooling",
+            Gate::Migration => "migration",
+            Gate::Sharding => "sharding",
+            Gate::Bloat => "bloat",
+            Gate::Triage => "triage",
+            Gate::Reliability => "reliability",
+        }
+    }
+}
 
 /// Store one capture and return its id. The row names the caller as its author;
 /// only capstone writes evidence (PUBLIC may read its own rows, never write them).
 pub fn store(
-    gate: &str,
+    gate: Gate,
     label: Option<&str>,
     query: Option<&str>,
     settings: serde_json::Value,
     payload: serde_json::Value,
 ) -> i64 {
-    let by = crate::owner::caller();
-    crate::owner::write(|| {
+    let by = crate::infra::owner::caller();
+    crate::infra::owner::write(|| {
         Spi::get_one_with_args::<i64>(
             "INSERT INTO capstone.evidence (gate, label, query, settings, payload, captured_by)
              VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
             &[
-                gate.into(),
+                gate.as_str().into(),
                 label.into(),
                 query.into(),
                 JsonB(settings).into(),
@@ -66,7 +103,7 @@ pub fn load(id: i64) -> Captured {
             payload: match r.get::<String>(4)? {
                 None => serde_json::Value::Null,
                 // read as text: pgrx's jsonb decoding stops at 128 levels
-                Some(t) => crate::plans::plan::parse_json_deep(&t).unwrap_or_else(|e| {
+                Some(t) => crate::infra::json::parse_deep(&t).unwrap_or_else(|e| {
                     CapstoneError::PrerequisiteState(format!("evidence row {id} cannot be read: {e}"))
                         .raise_hint("the payload nests deeper than capstone reads; look at it with SELECT payload FROM capstone.evidence")
                 }),
@@ -76,7 +113,7 @@ pub fn load(id: i64) -> Captured {
     });
     match row {
         Ok(Some(c)) => {
-            if c.captured_by != crate::owner::caller() {
+            if c.captured_by != crate::infra::owner::caller() {
                 notice!(
                     "evidence row {id} was captured by role {}, not by you",
                     c.captured_by

@@ -5,7 +5,7 @@
 //! type only carries the OID; each function looks the relation up itself and
 //! reports a missing one as 42P01.
 
-use crate::error::CapstoneError;
+use crate::infra::error::CapstoneError;
 use pgrx::prelude::*;
 use pgrx::{FromDatum, IntoDatum};
 

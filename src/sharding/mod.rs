@@ -12,9 +12,10 @@
 pub mod score;
 pub mod workload;
 
-use crate::error::{check_range, required, CapstoneError};
-use crate::report::chart::{Chart, Kind, Series};
-use crate::subxact::{self, Outcome};
+use crate::infra::chart::{Chart, Kind, Series};
+use crate::infra::error::{check_range, required, CapstoneError};
+use crate::infra::format::pct_1dp as pct;
+use crate::infra::subxact::{self, Outcome};
 use pgrx::callconv::{Arg, ArgAbi};
 use pgrx::nullable::Nullable;
 use pgrx::prelude::*;
@@ -348,10 +349,6 @@ fn load_workload() -> Option<Vec<Statement>> {
     }
 }
 
-fn pct(x: f64) -> String {
-    format!("{:.1}%", 100.0 * x + 0.0)
-}
-
 fn hot_text(a: &Advice) -> Vec<String> {
     a.hot
         .iter()
@@ -450,8 +447,8 @@ fn store_advice(schema: &str, shards: &[u32], top_n: usize, adv: &[Advice], work
         ),
             None => format!("`capstone.shard_advice('{schema}')` found no candidate key."),
         };
-    crate::evidence::store(
-        "sharding",
+    crate::infra::evidence::store(
+        crate::infra::evidence::Gate::Sharding,
         Some(&format!("shard_advice: {schema}")),
         None,
         json!({"schema": schema, "shards": shards, "top_n": top_n}),
@@ -585,8 +582,8 @@ fn shard_plan(
         .enumerate()
         .map(|(i, s)| json!({"step": i + 1, "action": s.action, "object": s.object, "ddl": s.ddl}))
         .collect();
-    crate::evidence::store(
-        "sharding",
+    crate::infra::evidence::store(
+        crate::infra::evidence::Gate::Sharding,
         Some(&format!("shard_plan: {schema} by {}", a.key)),
         None,
         json!({"schema": schema, "key": a.key, "shards": n}),

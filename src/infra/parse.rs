@@ -1,7 +1,7 @@
 //! PostgreSQL's raw parser on SQL text a caller passed: the statements it holds, before
 //! any name is resolved. A syntax error raises as the server's own (42601).
 
-use crate::error::CapstoneError;
+use crate::infra::error::CapstoneError;
 use pgrx::pg_sys;
 
 /// The statements of `sql`, as raw parse-tree nodes in the current memory context
