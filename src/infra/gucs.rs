@@ -1,6 +1,8 @@
-//! Every `capstone.*` setting: one static each, one `init()`, one getter each.
+//! Every `capstone.*` setting: one static each, one `init()`, one getter each. The prefix is
+//! reserved once they are defined, so a misspelt `capstone.*` setting is refused (42704)
+//! instead of silently becoming a placeholder nobody reads.
 
-use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
+use pgrx::{pg_sys, GucContext, GucFlags, GucRegistry, GucSetting};
 
 static GAP_THRESHOLD: GucSetting<f64> = GucSetting::<f64>::new(10.0);
 static WORKER_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(60_000);
@@ -69,6 +71,8 @@ pub fn init() {
         GucContext::Userset,
         GucFlags::default(),
     );
+    // SAFETY: called from _PG_init with a static NUL-terminated prefix; PostgreSQL copies it
+    unsafe { pg_sys::MarkGUCPrefixReserved(c"capstone".as_ptr()) };
 }
 
 pub fn gap_threshold() -> f64 {
