@@ -27,7 +27,7 @@ run_job() { # table -> prints seconds
   t1=$(now_s)
   elapsed "$t0" "$t1"
 }
-p99_of() { awk '{print $3}' "$@" | sort -n | awk '{a[NR]=$1} END { if (NR) { k = int(NR*0.99); if (k < 1) k = 1; printf "%.2f", a[k]/1000 } else print "n/a" }'; }
+p99_of() { latency_pct_ms 99 "$@"; }
 
 echo "== 1. worker vs one UPDATE, $ROWS rows, batch $BATCH =="
 make_table big "$ROWS"

@@ -13,3 +13,19 @@ PGBENCH=("$BIN/pgbench" -h "$HOST" -p "$PORT" -U postgres)
 now_s() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf "%.2f", a / b }'; }
+
+# Latency percentiles from pgbench -l per-transaction logs (third field: microseconds).
+#   latency_pct_ms P FILE...   the P-th percentile (nearest rank) in ms, or MISSING (default n/a)
+latency_pct_ms() {
+  local p=$1; shift
+  (cat "$@" 2>/dev/null || true) | awk '$3 ~ /^[0-9]+$/ { print $3 }' | sort -n |
+    awk -v p="$p" -v missing="${MISSING:-n/a}" '{ a[NR] = $1 }
+      END { if (NR) { k = int(NR * p / 100); if (k < NR * p / 100) k++; if (k < 1) k = 1; if (k > NR) k = NR; printf "%.2f", a[k] / 1000 }
+            else print missing }'
+}
+
+# Median, min and max of the numbers on stdin, as "median min max" (n/a when none).
+spread() {
+  sort -g | awk '{ a[NR] = $1 } END { if (!NR) { print "n/a n/a n/a"; exit }
+    m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2; printf "%.3f %.3f %.3f\n", m, a[1], a[NR] }'
+}

@@ -20,7 +20,7 @@ for mode in atomic for_update serializable; do
   avg=$(grep -oE 'latency average = [0-9.]+' "$out/run" | awk '{print $4}')
   failed=$(grep -oE 'number of failed transactions: [0-9]+' "$out/run" | awk '{print $5}')
   retried=$( (grep -oE 'number of transactions retried: [0-9]+' "$out/run" || true) | awk '{print $5}')
-  p99=$(cat "$out"/l.* 2>/dev/null | awk '{print $3}' | sort -n | awk '{a[NR]=$1} END { if (NR) { k = int(NR*0.99); if (k < 1) k = 1; printf "%.2f", a[k]/1000 } else print "n/a" }')
+  p99=$(latency_pct_ms 99 "$out"/l.*)
   printf '%-14s %8s %10s %10s %10s %10s %12s\n' "$mode" "$CLIENTS" "${tps:-n/a}" "${avg:-n/a}" "$p99" "${failed:-0}" "${retried:-0}"
   rm -rf "$out"
 done

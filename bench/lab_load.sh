@@ -52,7 +52,7 @@ for f in order_by_id recent_orders customer_history open_orders daily_revenue ac
   tps=$(grep -oE 'tps = [0-9.]+' "$log/out" | head -n1 | awk '{print $3}')
   avg=$(grep -oE 'latency average = [0-9.]+' "$log/out" | awk '{print $4}')
   failed=$(grep -oE 'number of failed transactions: [0-9]+' "$log/out" | awk '{print $5}')
-  p99=$(cat "$log"/l.* 2>/dev/null | awk '{print $3}' | sort -n | awk '{a[NR]=$1} END { if (NR) { k = int(NR*0.99); if (k < 1) k = 1; printf "%.2f", a[k]/1000 } else print "n/a" }')
+  p99=$(latency_pct_ms 99 "$log"/l.*)
   printf '%-22s %10s %10s %10s %8s\n' "$f" "${tps:-n/a}" "${avg:-n/a}" "$p99" "${failed:-?}"
   grep -E 'error|ERROR' "$log/out" | head -n 3 || true
   rm -rf "$log"

@@ -26,11 +26,8 @@ snap_sql() {
                $ckpt, $ckbuf, $bwrites FROM pg_stat_wal"
 }
 
-# pct_latency LOGDIR P: the P-th percentile of per-transaction latency in ms
-pct_latency() {
-  cat "$1"/l.* 2>/dev/null | awk '{print $3}' | sort -n |
-    awk -v p="$2" '{a[NR]=$1} END { if (NR) { k = int(NR*p/100 + 0.5); if (k < 1) k = 1; if (k > NR) k = NR; printf "%.2f", a[k]/1000 } else print "nan" }'
-}
+# pct_latency LOGDIR P: the P-th percentile of per-transaction latency in ms (bench/common.sh)
+pct_latency() { MISSING=nan latency_pct_ms "$2" "$1"/l.*; }
 
 # measure NAME CLIENTS SECONDS SCRIPT PORT [extra pgbench args...]
 # Appends one tab-separated line to $RESULTS:

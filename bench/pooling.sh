@@ -123,10 +123,7 @@ ports_settle() {
 }
 
 # p99 (ms) of a pgbench -l log set: third field is the latency in microseconds
-p99_of() {
-  (cat "$1".* 2>/dev/null || true) | awk '$3 ~ /^[0-9]+$/ { print $3 }' | sort -n \
-    | awk '{ a[NR] = $1 } END { if (NR) { k = int(NR * 0.99); if (k < 1) k = 1; printf "%.2f", a[k] / 1000 } else print "n/a" }'
-}
+p99_of() { latency_pct_ms 99 "$1".*; }
 
 # sampler of the server's backends on one persistent connection (a superuser may take
 # the reserved slots, so it keeps working while the storm exhausts the rest)
