@@ -10,6 +10,7 @@ use super::statement::validate_statement;
 use super::watched::{reltuples, watched, Watched};
 use crate::infra::error::{CapstoneError, Result};
 use crate::infra::evidence::Gate;
+use crate::infra::format::round;
 use crate::infra::subxact::{self, Outcome};
 
 /// The verdict on one watched query.
@@ -118,6 +119,9 @@ fn judge(w: &Watched) -> Result<GateResult> {
         }
     }
     res.passed = res.reasons.is_empty();
+    // judged on the exact values; reported as psql shows numbers
+    res.worst_q_error = res.worst_q_error.map(|q| round(q, 2));
+    res.execution_ms = res.execution_ms.map(|ms| round(ms, 3));
     Ok(res)
 }
 

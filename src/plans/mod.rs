@@ -53,6 +53,7 @@ pub mod plan {
 
 use crate::infra::error::{check_range, CapstoneError, OrRaise};
 use crate::infra::evidence::Gate;
+use crate::infra::format::round;
 use capture::capture;
 use gate::{assert_verdict, run_gate};
 use pgrx::prelude::*;
@@ -60,6 +61,24 @@ use pgrx::JsonB;
 use serde_json::json;
 use statement::validate_statement;
 use tree::{ExplainResult, PlanNode};
+
+/// Decimals in result columns: milliseconds as EXPLAIN prints them, ratios (q-error,
+/// speedup) and row counts (PG18 prints fractional per-loop rows) to two.
+const MS: i32 = 3;
+const RATIO: i32 = 2;
+const ROWS: i32 = 2;
+
+fn ms(v: Option<f64>) -> Option<f64> {
+    v.map(|v| round(v, MS))
+}
+
+fn ratio(v: Option<f64>) -> Option<f64> {
+    v.map(|v| round(v, RATIO))
+}
+
+fn rows(v: Option<f64>) -> Option<f64> {
+    v.map(|v| round(v, ROWS))
+}
 
 fn totals(n: &PlanNode) -> (i64, i64) {
     (n.shared_hit.unwrap_or(0), n.shared_read.unwrap_or(0))
@@ -128,8 +147,8 @@ fn explain_row(
         c.evidence_id,
         label,
         root,
-        c.parsed.execution_time,
-        c.parsed.planning_time,
+        ms(c.parsed.execution_time),
+        ms(c.parsed.planning_time),
         c.runs_ms.len() as i32,
         hit,
         read,
@@ -161,10 +180,10 @@ fn gap_rows(r: &ExplainResult) -> Vec<GapTuple> {
                 g.depth as i32,
                 g.node,
                 g.relation,
-                g.est_rows,
-                g.actual_rows,
+                round(g.est_rows, ROWS),
+                rows(g.actual_rows),
                 g.loops,
-                g.q_error,
+                ratio(g.q_error),
                 g.direction.map(|d| d.to_string()),
                 g.flagged,
                 g.root_cause,
@@ -269,17 +288,17 @@ fn diff_rows(
                 d.change,
                 d.before_op,
                 d.after_op,
-                d.before_ms,
-                d.after_ms,
-                d.speedup,
+                ms(d.before_ms),
+                ms(d.after_ms),
+                ratio(d.speedup),
                 d.before_hit,
                 d.after_hit,
                 d.before_read,
                 d.after_read,
-                d.before_est_rows,
-                d.after_est_rows,
-                d.before_actual_rows,
-                d.after_actual_rows,
+                rows(d.before_est_rows),
+                rows(d.after_est_rows),
+                rows(d.before_actual_rows),
+                rows(d.after_actual_rows),
             )
         })
         .collect()

@@ -13,7 +13,8 @@ pub use run::run_triage;
 
 use pgrx::prelude::*;
 
-/// The on-call view: one row per failure mode, each from a live diagnostic query.
+/// The on-call view: one row per failure mode, each from a live diagnostic query, most
+/// severe first.
 #[pg_extern(volatile, parallel_unsafe)]
 fn triage(
     probe_timeout_ms: default!(Option<i32>, 500),
@@ -42,7 +43,7 @@ fn triage(
             f.severity.as_str().to_string(),
             f.finding,
             f.first_fix,
-            (f.ms * 100.0).round() / 100.0,
+            crate::infra::format::round(f.ms, 2),
             f.status,
             f.probe,
         )

@@ -3,7 +3,7 @@
 //! probe that times out becomes a row that says so), plus the worst estimate gap among
 //! the caller's stored plan captures. SPI lives here; the SQL surface is `mod.rs`.
 
-use super::finding::{Finding, Severity};
+use super::finding::{most_severe_first, Finding, Severity};
 use super::probes::{Probe, PROBES};
 use super::timeout;
 use crate::infra::subxact::{self, Outcome};
@@ -109,8 +109,8 @@ fn latest_gap() -> Option<(i64, f64, String)> {
         .max_by(|a, b| a.1.total_cmp(&b.1))
 }
 
-/// Every probe, in failure-mode order, with the statistics row extended by the worst
-/// estimate gap among the caller's captured plans.
+/// Every probe, most severe finding first (failure-mode order among equals), with the
+/// statistics row extended by the worst estimate gap among the caller's captured plans.
 pub fn run_triage(timeout_ms: i32) -> Vec<Finding> {
     let mut out: Vec<Finding> = PROBES.iter().map(|p| run_probe(p, timeout_ms)).collect();
     // the statistics row also reports the worst estimate gap capstone has captured
@@ -127,5 +127,6 @@ pub fn run_triage(timeout_ms: i32) -> Vec<Finding> {
             }
         }
     }
+    most_severe_first(&mut out);
     out
 }
