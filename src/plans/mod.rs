@@ -1,176 +1,83 @@
-//! Plan evidence from psql: capture (`capstone.explain`), before/after proof
-//! (`capstone.explain_diff`), estimate gaps (`capstone.estimate_gap`) and the
-//! plan-regression gate (`capstone.plan_gate`, `capstone.assert_plans`).
+//! Plan evidence from psql, the SQL surface: capture (`capstone.explain`), before/after
+//! proof (`capstone.explain_diff`), estimate gaps (`capstone.estimate_gap`) and the
+//! plan-regression gate (`capstone.plan_gate`, `plan_gate_json`, `assert_plans`).
+//! Argument checks, calls and result rows only; errors are raised here and nowhere below.
 //!
-//! The plan JSON is parsed and compared in pure Rust (`plan.rs`); this module is
-//! the SQL layer: it validates the statement, runs `EXPLAIN ANALYZE` as the
-//! caller inside a subtransaction that is always rolled back, and stores what it
-//! captured in `capstone.evidence`.
+//! The rooms: the plan model is pure Rust (`tree` the typed plan, `parse` reading EXPLAIN
+//! JSON into it, `flatten` the pre-order listing and timing, `gaps` estimate gaps, `diff`
+//! two plans aligned, `stats` the median); `statement` checks the text, `capture` runs
+//! EXPLAIN and stores evidence, `proof` is explain_diff's before/after, `watched` reads
+//! the watched queries and `gate` judges them.
 
 // pgrx needs each result row spelled out as a name!() tuple in the signature
 #![allow(clippy::type_complexity)]
 
-pub mod plan;
+pub mod capture;
+pub mod diff;
+pub mod flatten;
+pub mod gaps;
+pub mod gate;
+pub mod parse;
+pub mod proof;
+pub mod statement;
+pub mod stats;
+pub mod tree;
+pub mod watched;
 
-use crate::infra::error::{check_range, CapstoneError};
+#[cfg(test)]
+mod diff_tests;
+#[cfg(test)]
+mod fuzz_tests;
+#[cfg(test)]
+mod gaps_tests;
+#[cfg(test)]
+mod parse_tests;
+#[cfg(test)]
+mod test_fixtures;
+
+/// The plan model under its earlier path (`crate::plans::plan::…`), for the report and
+/// triage; new code names the concept modules (`plans::parse`, `plans::gaps`, ...).
+pub mod plan {
+    pub use super::diff::{diff_plans, diff_plans_with, plan_shape, DiffOptions, DiffRow};
+    pub use super::flatten::{
+        cut_short_by_limit, flatten, parallel_divisor, wall_time_ms, FlatNode,
+    };
+    pub use super::gaps::{estimate_gaps, q_error, Direction, GapRow};
+    pub use super::parse::{
+        parse_explain_json, parse_explain_value, parse_json_deep, PlanError, MAX_JSON_DEPTH,
+        MAX_PLAN_DEPTH,
+    };
+    pub use super::stats::median;
+    pub use super::tree::{ExplainResult, PlanNode, TriggerTime};
+}
+
+use crate::infra::error::{check_range, CapstoneError, OrRaise};
 use crate::infra::evidence::Gate;
-use crate::infra::subxact::{self, Outcome};
+use crate::infra::format::round;
+use capture::capture;
+use gate::{assert_verdict, run_gate};
 use pgrx::prelude::*;
 use pgrx::JsonB;
-use plan::{ExplainResult, PlanNode};
-use serde_json::{json, Value};
+use serde_json::json;
+use statement::validate_statement;
+use tree::{ExplainResult, PlanNode};
 
-/// The statement kinds `capstone.explain` accepts.
-const ACCEPTED: &str = "SELECT, INSERT, UPDATE, DELETE and MERGE";
+/// Decimals in result columns: milliseconds as EXPLAIN prints them, ratios (q-error,
+/// speedup) and row counts (PG18 prints fractional per-loop rows) to two.
+const MS: i32 = 3;
+const RATIO: i32 = 2;
+const ROWS: i32 = 2;
 
-/// Check that `query` is exactly one explainable statement. Syntax errors come
-/// from PostgreSQL's own parser with its message and SQLSTATE 42601.
-pub fn validate_statement(query: Option<&str>) -> String {
-    let q = match query {
-        None => CapstoneError::NullValue("query".into())
-            .raise_hint(format!("pass one {ACCEPTED} statement as text")),
-        Some(q) => q.trim(),
-    };
-    let q = q.trim_end_matches(|c: char| c == ';' || c.is_whitespace());
-    if q.is_empty() {
-        CapstoneError::InvalidParameter("query must not be empty".into())
-            .raise_hint(format!("pass one {ACCEPTED} statement as text"));
-    }
-    let stmts = crate::infra::parse::raw_statements(q, "query");
-    let n = stmts.len();
-    unsafe {
-        if n == 0 {
-            CapstoneError::InvalidParameter("query contains no statement".into())
-                .raise_hint(format!("pass one {ACCEPTED} statement as text"));
-        }
-        if n > 1 {
-            CapstoneError::Syntax(format!("query must be exactly one statement (got {n})"))
-                .raise_hint("run each statement in its own call; capstone never runs a second statement hidden in the text");
-        }
-        let node = stmts[0];
-        let tag = (*node).type_;
-        let ok = match tag {
-            pg_sys::NodeTag::T_SelectStmt => {
-                (*(node as *mut pg_sys::SelectStmt)).intoClause.is_null()
-            }
-            pg_sys::NodeTag::T_InsertStmt
-            | pg_sys::NodeTag::T_UpdateStmt
-            | pg_sys::NodeTag::T_DeleteStmt
-            | pg_sys::NodeTag::T_MergeStmt => true,
-            _ => false,
-        };
-        if !ok {
-            let name = if tag == pg_sys::NodeTag::T_SelectStmt {
-                "SELECT INTO".to_string()
-            } else {
-                std::ffi::CStr::from_ptr(pg_sys::CreateCommandName(node))
-                    .to_string_lossy()
-                    .into_owned()
-            };
-            CapstoneError::NotSupported(format!("capstone cannot EXPLAIN ANALYZE a {name} statement"))
-                .raise_with(
-                    format!("only {ACCEPTED} statements are explained; utility statements (VACUUM, CREATE, ...) have no plan to prove"),
-                    "run utility statements yourself, or pass them as the change argument of capstone.explain_diff",
-                );
-        }
-    }
-    q.to_string()
+fn ms(v: Option<f64>) -> Option<f64> {
+    v.map(|v| round(v, MS))
 }
 
-/// One EXPLAIN ANALYZE run, always rolled back. Errors keep their SQLSTATE.
-fn explain_once(query: &str, timing: bool) -> Value {
-    let sql = format!(
-        "EXPLAIN (ANALYZE, BUFFERS, VERBOSE, SETTINGS, TIMING {}, FORMAT JSON) {query}",
-        if timing { "ON" } else { "OFF" }
-    );
-    let r = subxact::run(Outcome::Rollback, || {
-        // the caller's statement resolves names the way the caller would
-        crate::infra::search_path::as_caller(|| {
-            Spi::connect_mut(|c| {
-                // read as text: pgrx's json decoding stops at 128 levels (about 62 plan levels)
-                let d = c.update(&sql, None, &[])?.first().get_datum_by_ordinal(1)?;
-                // SAFETY: EXPLAIN's one column is json, a text varlena; copied out at once
-                Ok::<_, pgrx::spi::Error>(d.and_then(|d| unsafe {
-                    String::from_polymorphic_datum(d, false, pg_sys::JSONOID)
-                }))
-            })
-        })
-    });
-    match r {
-        Ok(Ok(Some(text))) => plan::parse_json_deep(&text).unwrap_or_else(|e| {
-            CapstoneError::PrerequisiteState(format!("cannot read this plan: {e}")).raise_hint(
-                "capstone reads plans up to 200 levels deep; look at this one with plain EXPLAIN",
-            )
-        }),
-        Ok(Ok(None)) => CapstoneError::PrerequisiteState("EXPLAIN returned no plan".into()).raise(),
-        Ok(Err(e)) => CapstoneError::PrerequisiteState(format!("EXPLAIN failed: {e}")).raise(),
-        Err(e) => (*e).rethrow(),
-    }
+fn ratio(v: Option<f64>) -> Option<f64> {
+    v.map(|v| round(v, RATIO))
 }
 
-/// A capture: the plan of the median run, every run's time, and the evidence id.
-pub struct Capture {
-    pub evidence_id: i64,
-    pub plan_json: Value,
-    pub parsed: ExplainResult,
-    pub runs_ms: Vec<f64>,
-}
-
-fn parse(v: &Value) -> ExplainResult {
-    plan::parse_explain_value(v).unwrap_or_else(|e| {
-        CapstoneError::PrerequisiteState(format!("could not read the plan: {e}"))
-            .raise_hint("this is a capstone bug if the server printed the plan; please report it with the plan JSON")
-    })
-}
-
-/// Run `query` `runs` times (after one warm-up when runs > 1), keep the median
-/// run's plan, and store it as evidence of `gate`.
-pub fn capture(gate: Gate, query: &str, label: Option<&str>, runs: i32, timing: bool) -> Capture {
-    let runs = check_range("runs", runs, 1, 1000);
-    if runs > 1 {
-        explain_once(query, timing);
-    }
-    let mut samples: Vec<(f64, Value, ExplainResult)> = (0..runs)
-        .map(|_| {
-            let v = explain_once(query, timing);
-            let parsed = parse(&v);
-            (parsed.execution_time.unwrap_or(0.0), v, parsed)
-        })
-        .collect();
-    let runs_ms: Vec<f64> = samples.iter().map(|s| s.0).collect();
-    samples.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let (median_ms, plan_json, parsed) = samples.swap_remove(samples.len() / 2);
-    let settings = serde_json::to_value(&parsed.settings).unwrap_or(Value::Null);
-    let payload = json!({
-        "plan": plan_json,
-        "runs": runs,
-        "runs_ms": runs_ms,
-        "median_ms": median_ms,
-        "timing": timing,
-    });
-    let evidence_id = crate::infra::evidence::store(gate, label, Some(query), settings, payload);
-    Capture {
-        evidence_id,
-        plan_json,
-        parsed,
-        runs_ms,
-    }
-}
-
-/// Load a stored plan capture.
-fn load_plan(id: i64) -> (ExplainResult, Option<String>) {
-    let c = crate::infra::evidence::load(id);
-    let plan = match c.payload.get("plan") {
-        Some(p) => p.clone(),
-        None => CapstoneError::WrongObjectType(format!(
-            "evidence row {id} ({} gate) holds no plan",
-            c.gate
-        ))
-        .raise_hint(
-            "pass the id of a row written by capstone.explain, estimate_gap or explain_diff",
-        ),
-    };
-    (parse(&plan), c.label.or(c.query))
+fn rows(v: Option<f64>) -> Option<f64> {
+    v.map(|v| round(v, ROWS))
 }
 
 fn totals(n: &PlanNode) -> (i64, i64) {
@@ -199,7 +106,9 @@ fn explain(
         name!(plan, JsonB),
     ),
 > {
-    crate::infra::search_path::guarded(|| explain_impl(query, label, runs, timing))
+    let row =
+        crate::infra::search_path::guarded(|| explain_row(query, label, runs, timing)).or_raise();
+    TableIterator::once(row)
 }
 
 type ExplainRow = (
@@ -214,32 +123,32 @@ type ExplainRow = (
     JsonB,
 );
 
-fn explain_impl(
+fn explain_row(
     query: Option<String>,
     label: Option<String>,
     runs: Option<i32>,
     timing: Option<bool>,
-) -> TableIterator<'static, ExplainRow> {
-    let q = validate_statement(query.as_deref());
-    let runs = runs.unwrap_or(1);
+) -> crate::infra::error::Result<ExplainRow> {
+    let q = validate_statement(query.as_deref())?;
+    let runs = check_range("runs", runs.unwrap_or(1), 1, 1000);
     let c = capture(
         Gate::Plans,
         &q,
         label.as_deref(),
         runs,
         timing.unwrap_or(true),
-    );
+    )?;
     let (hit, read) = totals(&c.parsed.root);
-    let root = plan::flatten(&c.parsed)
+    let root = flatten::flatten(&c.parsed)
         .first()
         .map(|n| n.label())
         .unwrap_or_default();
-    TableIterator::once((
+    Ok((
         c.evidence_id,
         label,
         root,
-        c.parsed.execution_time,
-        c.parsed.planning_time,
+        ms(c.parsed.execution_time),
+        ms(c.parsed.planning_time),
         c.runs_ms.len() as i32,
         hit,
         read,
@@ -263,7 +172,7 @@ type GapTuple = (
 );
 
 fn gap_rows(r: &ExplainResult) -> Vec<GapTuple> {
-    plan::estimate_gaps(r, crate::infra::gucs::gap_threshold())
+    gaps::estimate_gaps(r, crate::infra::gucs::gap_threshold())
         .into_iter()
         .map(|g| {
             (
@@ -271,10 +180,10 @@ fn gap_rows(r: &ExplainResult) -> Vec<GapTuple> {
                 g.depth as i32,
                 g.node,
                 g.relation,
-                g.est_rows,
-                g.actual_rows,
+                round(g.est_rows, ROWS),
+                rows(g.actual_rows),
                 g.loops,
-                g.q_error,
+                ratio(g.q_error),
                 g.direction.map(|d| d.to_string()),
                 g.flagged,
                 g.root_cause,
@@ -307,11 +216,13 @@ fn estimate_gap_query(
         name!(cut_short_by_limit, bool),
     ),
 > {
-    crate::infra::search_path::guarded(|| {
-        let q = validate_statement(query.as_deref());
-        let c = capture(Gate::Statistics, &q, label.as_deref(), 1, true);
-        TableIterator::new(gap_rows(&c.parsed))
+    let rows = crate::infra::search_path::guarded(|| {
+        let q = validate_statement(query.as_deref())?;
+        let c = capture(Gate::Statistics, &q, label.as_deref(), 1, true)?;
+        Ok::<_, crate::infra::error::Failure>(gap_rows(&c.parsed))
     })
+    .or_raise();
+    TableIterator::new(rows)
 }
 
 /// The same analysis on a stored capture.
@@ -336,7 +247,7 @@ fn estimate_gap_evidence(
     ),
 > {
     let id = crate::infra::error::required(evidence_id, "evidence_id");
-    let (r, _) = load_plan(id);
+    let (r, _) = capture::load_plan(id).or_raise();
     TableIterator::new(gap_rows(&r))
 }
 
@@ -364,7 +275,7 @@ fn diff_rows(
     after: &ExplainResult,
     ids: Option<(i64, i64)>,
 ) -> Vec<DiffTuple> {
-    plan::diff_plans(before, after)
+    diff::diff_plans(before, after)
         .into_iter()
         .map(|d| {
             let key = match (d.kind.as_str(), ids) {
@@ -377,17 +288,17 @@ fn diff_rows(
                 d.change,
                 d.before_op,
                 d.after_op,
-                d.before_ms,
-                d.after_ms,
-                d.speedup,
+                ms(d.before_ms),
+                ms(d.after_ms),
+                ratio(d.speedup),
                 d.before_hit,
                 d.after_hit,
                 d.before_read,
                 d.after_read,
-                d.before_est_rows,
-                d.after_est_rows,
-                d.before_actual_rows,
-                d.after_actual_rows,
+                rows(d.before_est_rows),
+                rows(d.after_est_rows),
+                rows(d.before_actual_rows),
+                rows(d.after_actual_rows),
             )
         })
         .collect()
@@ -423,68 +334,27 @@ fn explain_diff_change(
         name!(after_actual_rows, Option<f64>),
     ),
 > {
-    crate::infra::search_path::guarded(|| {
-        let q = validate_statement(query.as_deref());
+    let rows = crate::infra::search_path::guarded(|| {
+        let q = validate_statement(query.as_deref())?;
         let change = crate::infra::error::required(change, "change");
         if change.trim().is_empty()
             || crate::infra::parse::raw_statements(&change, "change").is_empty()
         {
-            CapstoneError::InvalidParameter("change must not be empty".into()).raise_hint(
+            return Err(CapstoneError::InvalidParameter("change must not be empty".into()).with_hint(
                 "pass the SQL that should make the query faster, e.g. 'CREATE INDEX ...; ANALYZE ...'",
-            );
+            ));
         }
-        let runs = runs.unwrap_or(1);
+        let runs = check_range("runs", runs.unwrap_or(1), 1, 1000);
         let base = label.clone().unwrap_or_else(|| "explain_diff".into());
-        let before = capture(
-            Gate::Plans,
-            &q,
-            Some(&format!("{base}: before")),
-            runs,
-            true,
-        );
-        match subxact::run(Outcome::Commit, || {
-            crate::infra::search_path::as_caller(|| Spi::run(&change))
-        }) {
-            Ok(Ok(())) => {}
-            // SPI refused it without running it (COMMIT, ROLLBACK, COPY TO STDOUT, ...)
-            Ok(Err(e)) => CapstoneError::NotSupported(format!(
-                "the change cannot run inside a function: {e}"
-            ))
-            .raise_hint(
-                "transaction control and client COPY cannot be part of a change; run them yourself",
-            ),
-            // the subtransaction is rolled back: nothing of the change remains
-            Err(e) => (*e).rethrow(),
-        }
-        let after = capture(Gate::Plans, &q, Some(&format!("{base}: after")), runs, true);
-        let rows = diff_rows(
-            &before.parsed,
-            &after.parsed,
-            Some((before.evidence_id, after.evidence_id)),
-        );
-        // a statistics fix (CREATE STATISTICS, ANALYZE alone) proves the statistics gate; anything else the index gate
-        let upper = change.to_uppercase();
-        let gate = if upper.contains("STATISTICS")
-            || (upper.contains("ANALYZE") && !upper.contains("INDEX"))
-        {
-            Gate::Statistics
-        } else {
-            Gate::Index
-        };
-        crate::infra::evidence::store(
-            gate,
-            Some(&base),
-            Some(&q),
-            json!({}),
-            json!({
-                "before": before.evidence_id,
-                "after": after.evidence_id,
-                "change": change,
-                "diff": plan::diff_plans(&before.parsed, &after.parsed),
-            }),
-        );
-        TableIterator::new(rows)
+        let p = proof::prove(&q, &change, &base, runs)?;
+        Ok(diff_rows(
+            &p.before.parsed,
+            &p.after.parsed,
+            Some((p.before.evidence_id, p.after.evidence_id)),
+        ))
     })
+    .or_raise();
+    TableIterator::new(rows)
 }
 
 /// Diff two stored captures (ids from capstone.evidence).
@@ -515,173 +385,9 @@ fn explain_diff_evidence(
 > {
     let b = crate::infra::error::required(before, "before");
     let a = crate::infra::error::required(after, "after");
-    let (pb, _) = load_plan(b);
-    let (pa, _) = load_plan(a);
+    let (pb, _) = capture::load_plan(b).or_raise();
+    let (pa, _) = capture::load_plan(a).or_raise();
     TableIterator::new(diff_rows(&pb, &pa, Some((b, a))))
-}
-
-/// The verdict on one watched query.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct GateResult {
-    pub name: String,
-    pub passed: bool,
-    pub reasons: Vec<String>,
-    pub worst_q_error: Option<f64>,
-    pub execution_ms: Option<f64>,
-    pub seq_scans: Vec<String>,
-    pub evidence_id: Option<i64>,
-}
-
-struct Watched {
-    name: String,
-    sql: String,
-    max_q: f64,
-    allowed: Vec<String>,
-    min_rows: i64,
-    max_ms: Option<f64>,
-}
-
-fn watched() -> Vec<Watched> {
-    let threshold = crate::infra::gucs::gap_threshold();
-    Spi::connect(|c| {
-        let mut out = Vec::new();
-        for r in c.select(
-            "SELECT name, sql, max_q_error, seqscan_allowed, seqscan_min_rows, max_ms
-               FROM capstone.watched_queries
-              WHERE enabled AND owner = current_user ORDER BY name",
-            None,
-            &[],
-        )? {
-            out.push(Watched {
-                name: r.get::<String>(1)?.unwrap_or_default(),
-                sql: r.get::<String>(2)?.unwrap_or_default(),
-                max_q: r.get::<f64>(3)?.unwrap_or(threshold),
-                // the column allows NULL elements: they allow nothing
-                allowed: r
-                    .get::<Vec<Option<String>>>(4)?
-                    .unwrap_or_default()
-                    .into_iter()
-                    .flatten()
-                    .collect(),
-                min_rows: r.get::<i64>(5)?.unwrap_or(10000),
-                max_ms: r.get::<f64>(6)?,
-            });
-        }
-        Ok::<_, pgrx::spi::Error>(out)
-    })
-    .unwrap_or_else(|e| {
-        CapstoneError::PrerequisiteState(format!("cannot read capstone.watched_queries: {e}"))
-            .raise()
-    })
-}
-
-/// Estimated row count of a relation named in a plan ("schema.rel" or "rel").
-fn reltuples(relation: &str) -> f64 {
-    let (schema, rel) = match relation.split_once('.') {
-        Some((s, r)) => (Some(s.to_string()), r.to_string()),
-        None => (None, relation.to_string()),
-    };
-    Spi::get_one_with_args::<f64>(
-        "SELECT c.reltuples::float8 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-          WHERE c.relname = $2 AND ($1::text IS NULL OR n.nspname = $1)
-          ORDER BY c.reltuples DESC LIMIT 1",
-        &[schema.into(), rel.into()],
-    )
-    .ok()
-    .flatten()
-    .unwrap_or(0.0)
-}
-
-fn judge(w: &Watched) -> GateResult {
-    let mut res = GateResult {
-        name: w.name.clone(),
-        passed: true,
-        reasons: vec![],
-        worst_q_error: None,
-        execution_ms: None,
-        seq_scans: vec![],
-        evidence_id: None,
-    };
-    // A broken watched query (dropped table, bad SQL) fails the gate with its error; it never aborts the gate.
-    let outcome = subxact::run(Outcome::Commit, || {
-        let q = validate_statement(Some(&w.sql));
-        capture(
-            Gate::Plans,
-            &q,
-            Some(&format!("plan_gate: {}", w.name)),
-            1,
-            true,
-        )
-    });
-    let c = match outcome {
-        Ok(c) => c,
-        Err(e) => {
-            let (code, msg) = subxact::describe(&e);
-            // a cancel (Ctrl-C, statement_timeout) stops the gate; it is not one query's failure
-            if code == "57014" {
-                (*e).rethrow();
-            }
-            res.passed = false;
-            res.reasons.push(format!("error {code}: {msg}"));
-            return res;
-        }
-    };
-    res.evidence_id = Some(c.evidence_id);
-    res.execution_ms = c.parsed.execution_time;
-    for n in plan::flatten(&c.parsed) {
-        if n.node.node_type == "Seq Scan" {
-            if let Some(rel) = &n.node.relation {
-                let short = rel.rsplit('.').next().unwrap_or(rel).to_string();
-                let allowed = w.allowed.iter().any(|a| a == rel || *a == short);
-                let rows = reltuples(rel);
-                if !allowed && rows > w.min_rows as f64 {
-                    res.seq_scans.push(rel.clone());
-                    res.reasons.push(format!(
-                        "seq scan on {rel} ({rows:.0} rows > {})",
-                        w.min_rows
-                    ));
-                }
-            }
-        }
-    }
-    let gaps = plan::estimate_gaps(&c.parsed, w.max_q);
-    // nodes a LIMIT stopped early legitimately return fewer rows than estimated
-    let counted = |g: &&plan::GapRow| !(g.cut_short && g.direction == Some(plan::Direction::Over));
-    res.worst_q_error = gaps
-        .iter()
-        .filter(counted)
-        .filter_map(|g| g.q_error)
-        .reduce(f64::max);
-    if let Some(g) = gaps
-        .iter()
-        .filter(counted)
-        .filter(|g| g.q_error.is_some_and(|q| q > w.max_q))
-        .max_by(|a, b| {
-            a.q_error
-                .unwrap_or(0.0)
-                .total_cmp(&b.q_error.unwrap_or(0.0))
-        })
-    {
-        res.reasons.push(format!(
-            "q-error {:.1} > {} at {}",
-            g.q_error.unwrap_or(0.0),
-            w.max_q,
-            g.node
-        ));
-    }
-    if let (Some(max), Some(ms)) = (w.max_ms, res.execution_ms) {
-        if ms > max {
-            res.reasons
-                .push(format!("execution {ms:.1} ms > budget {max} ms"));
-        }
-    }
-    res.passed = res.reasons.is_empty();
-    res
-}
-
-/// Watched queries run under the caller's search_path; capstone's own reads are pinned.
-pub fn run_gate() -> Vec<GateResult> {
-    crate::infra::search_path::guarded(|| watched().iter().map(judge).collect())
 }
 
 /// Run every enabled watched query and judge it: pass, or fail with reasons.
@@ -698,7 +404,7 @@ fn plan_gate() -> TableIterator<
         name!(evidence_id, Option<i64>),
     ),
 > {
-    TableIterator::new(run_gate().into_iter().map(|r| {
+    TableIterator::new(run_gate().or_raise().into_iter().map(|r| {
         (
             r.name,
             r.passed,
@@ -714,7 +420,7 @@ fn plan_gate() -> TableIterator<
 /// The gate's verdict as one jsonb document, for CI and other machines.
 #[pg_extern(volatile, parallel_unsafe)]
 fn plan_gate_json() -> JsonB {
-    let results = run_gate();
+    let results = run_gate().or_raise();
     let failed = results.iter().filter(|r| !r.passed).count();
     JsonB(json!({
         "passed": failed == 0,
@@ -728,24 +434,7 @@ fn plan_gate_json() -> JsonB {
 /// `psql -v ON_ERROR_STOP=1 -c 'SELECT capstone.assert_plans()'` exits non-zero.
 #[pg_extern(volatile, parallel_unsafe)]
 fn assert_plans() -> String {
-    let results = run_gate();
-    let failed: Vec<&GateResult> = results.iter().filter(|r| !r.passed).collect();
-    if !failed.is_empty() {
-        let detail = failed
-            .iter()
-            .map(|r| format!("{}: {}", r.name, r.reasons.join("; ")))
-            .collect::<Vec<_>>()
-            .join("\n");
-        pgrx::pg_sys::panic::ErrorReport::new(
-            pgrx::PgSqlErrorCode::ERRCODE_RAISE_EXCEPTION,
-            format!("plan gate failed: {} of {} watched queries regressed", failed.len(), results.len()),
-            "capstone",
-        )
-        .set_detail(detail)
-        .set_hint("SELECT * FROM capstone.plan_gate() shows each reason; capstone.estimate_gap(evidence_id) shows the plan")
-        .report(PgLogLevel::ERROR);
-    }
-    format!("plan gate passed: {} watched queries", results.len())
+    assert_verdict(&run_gate().or_raise()).or_raise()
 }
 
 #[cfg(any(test, feature = "pg_test"))]
