@@ -1,7 +1,9 @@
-//! `capstone.xmin_holders()`: everything in the cluster that holds the xmin
-//! horizon back, so VACUUM cannot remove dead tuples newer than it.
+//! Everything in the cluster that holds the xmin horizon back, so VACUUM cannot remove
+//! dead tuples newer than it: read from the activity and replication views for
+//! `capstone.xmin_holders()`. Reads only; it never ends a holder.
 
-use crate::infra::error::CapstoneError;
+use crate::infra::error::Result;
+use crate::infra::spi::read_failed;
 use pgrx::datum::Interval;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -95,7 +97,7 @@ fn ignored_by_horizon(pid: i32) -> bool {
 }
 
 /// All current holders, oldest first.
-pub fn list() -> Vec<Holder> {
+pub fn list() -> Result<Vec<Holder>> {
     // a report inside a longer transaction must see the cluster now, not as first read
     unsafe { pg_sys::pgstat_clear_snapshot() };
     let rows = Spi::connect(|c| {
@@ -115,39 +117,12 @@ pub fn list() -> Vec<Holder> {
         }
         Ok::<_, pgrx::spi::Error>(out)
     })
-    .unwrap_or_else(|e| {
-        CapstoneError::PrerequisiteState(format!("could not read the xmin holders: {e}")).raise()
-    });
-    rows.into_iter()
+    .map_err(read_failed("the xmin holders"))?;
+    Ok(rows
+        .into_iter()
         .filter(|h| {
             !(matches!(h.kind.as_str(), "backend" | "idle_in_transaction")
                 && h.pid.is_some_and(ignored_by_horizon))
         })
-        .collect()
-}
-
-/// Everything in this cluster holding back the xmin horizon: sessions with an
-/// old snapshot or transaction (idle in transaction or busy), replication slots,
-/// prepared transactions and hot-standby feedback, oldest first, each with the
-/// SQL that releases it.
-#[pg_extern(volatile, parallel_unsafe)]
-fn xmin_holders() -> TableIterator<
-    'static,
-    (
-        name!(holder_kind, String),
-        name!(holder, String),
-        name!(pid, Option<i32>),
-        name!(role, Option<String>),
-        name!(database, Option<String>),
-        name!(xmin_age_xids, Option<i32>),
-        name!(held_for, Option<Interval>),
-        name!(detail, Option<String>),
-        name!(fix, Option<String>),
-    ),
-> {
-    TableIterator::new(list().into_iter().map(|h| {
-        (
-            h.kind, h.holder, h.pid, h.role, h.database, h.xmin_age, h.held_for, h.detail, h.fix,
-        )
-    }))
+        .collect())
 }

@@ -9,7 +9,7 @@
 //! stopped it is read from the run: a session blocked on another's lock, 40001, 40P01, a
 //! constraint (23xxx), or nothing but the snapshot.
 
-use super::Step;
+use super::driver::Step;
 
 /// One catalogue case: canonical short name, descriptive alias, sessions it needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

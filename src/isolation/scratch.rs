@@ -4,8 +4,10 @@
 //! run. Independent of the lab.
 
 use super::catalogue::{self, Case, Verdict};
-use super::{Driver, Ended, Row};
-use crate::infra::error::CapstoneError;
+use super::driver::{run_script, Driver, Ended};
+use super::rows::Row;
+use super::runs::{record_swept, refuse_lacking};
+use crate::infra::error::{CapstoneError, Result};
 use pgrx::prelude::*;
 
 pub const SCHEMA: &str = "capstone_scratch";
@@ -20,7 +22,7 @@ pub fn drop_sql(token: i64) -> String {
 
 /// The caller's sessions create the scratch schema (if absent) and tables: say what the
 /// caller lacks for that before anything runs.
-pub fn check_privileges(function: &str) {
+pub fn check_privileges(function: &str) -> Result<()> {
     let missing = Spi::get_one::<String>(
         "SELECT CASE WHEN n.oid IS NULL THEN
                   CASE WHEN NOT pg_catalog.has_database_privilege(pg_catalog.current_database(), 'CREATE')
@@ -31,35 +33,36 @@ pub fn check_privileges(function: &str) {
     )
     .ok()
     .flatten();
-    super::refuse_lacking(
+    refuse_lacking(
         function,
         missing,
         "the catalogue cases run on scratch tables the sessions create in schema capstone_scratch; nothing was created or run",
         "grant CREATE on the database (the first run creates capstone_scratch), or USAGE and CREATE on schema capstone_scratch",
-    );
+    )
 }
 
 /// Drop the caller's scratch tables that a cut-short run left behind, and say so.
-pub(super) fn sweep(d: &Driver) {
+pub fn sweep(d: &Driver) -> Result<()> {
     let left = match d.exec(
         0,
         "SELECT coalesce(pg_catalog.string_agg(pg_catalog.format('%I.%I', schemaname, tablename), ', ' ORDER BY tablename), '')
            FROM pg_catalog.pg_tables
           WHERE schemaname = 'capstone_scratch' AND tablename ~ '^isolation_[0-9]+$' AND tableowner = current_user",
-    ) {
+    )? {
         Ended::Row(v) => v,
         Ended::Failed(..) => String::new(),
     };
     if left.is_empty() {
-        return;
+        return Ok(());
     }
     // the names come from the catalog, quoted by format('%I')
-    d.exec(0, &format!("DROP TABLE IF EXISTS {left}"));
-    super::record_swept("the scratch tables of an aborted isolation run", &left);
+    d.exec(0, &format!("DROP TABLE IF EXISTS {left}"))?;
+    record_swept("the scratch tables of an aborted isolation run", &left);
+    Ok(())
 }
 
 /// Create the schema if absent (the first run needs CREATE on the database).
-pub(super) fn ensure_schema(d: &Driver) {
+pub fn ensure_schema(d: &Driver) -> Result<()> {
     let has = Spi::get_one::<bool>(
         "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = 'capstone_scratch')",
     )
@@ -67,26 +70,33 @@ pub(super) fn ensure_schema(d: &Driver) {
     .flatten()
     .unwrap_or(false);
     if !has {
-        if let Ended::Failed(c, m) = d.exec(0, "CREATE SCHEMA IF NOT EXISTS capstone_scratch") {
+        if let Ended::Failed(c, m) = d.exec(0, "CREATE SCHEMA IF NOT EXISTS capstone_scratch")? {
             // 42P06/23505: another role created it at the same moment
             if c != "42P06" && c != "23505" {
-                CapstoneError::PrerequisiteState(format!("scratch setup failed ({c}): {m}")).raise()
+                return Err(CapstoneError::PrerequisiteState(format!(
+                    "scratch setup failed ({c}): {m}"
+                ))
+                .into());
             }
         }
     }
+    Ok(())
 }
 
 /// One run of `case` under `level` on a fresh scratch table: the rows (setup, every
 /// statement, the verdict) and the verdict. The table is dropped here; on an error the
 /// caller's cleanup drops it.
-pub(super) fn run_case(d: &Driver, case: &Case, level: &str, token: i64) -> (Vec<Row>, Verdict) {
+pub fn run_case(d: &Driver, case: &Case, level: &str, token: i64) -> Result<(Vec<Row>, Verdict)> {
     let t = table(token);
     for sql in [
         format!("CREATE TABLE {t} (id integer PRIMARY KEY, value integer NOT NULL)"),
         format!("INSERT INTO {t} VALUES (1, 10), (2, 20)"),
     ] {
-        if let Ended::Failed(c, m) = d.exec(0, &sql) {
-            CapstoneError::PrerequisiteState(format!("scratch setup failed ({c}): {m}")).raise()
+        if let Ended::Failed(c, m) = d.exec(0, &sql)? {
+            return Err(CapstoneError::PrerequisiteState(format!(
+                "scratch setup failed ({c}): {m}"
+            ))
+            .into());
         }
     }
     let mut rows = vec![Row {
@@ -98,10 +108,10 @@ pub(super) fn run_case(d: &Driver, case: &Case, level: &str, token: i64) -> (Vec
         wait_ms: 0.0,
     }];
     let steps = catalogue::script(case, level, &t);
-    let (mut ran, obs) = super::run_script(d, &steps, case.sessions);
+    let (mut ran, obs) = run_script(d, &steps, case.sessions)?;
     rows.append(&mut ran);
     let check = catalogue::read_all(&t);
-    let final_state = match d.exec(0, &check) {
+    let final_state = match d.exec(0, &check)? {
         Ended::Row(v) => v,
         Ended::Failed(c, _) => format!("unreadable ({c})"),
     };
@@ -114,6 +124,6 @@ pub(super) fn run_case(d: &Driver, case: &Case, level: &str, token: i64) -> (Vec
         sqlstate: None,
         wait_ms: 0.0,
     });
-    d.exec(0, &drop_sql(token));
-    (rows, v)
+    d.exec(0, &drop_sql(token))?;
+    Ok((rows, v))
 }
