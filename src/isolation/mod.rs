@@ -19,6 +19,7 @@
 pub mod catalogue;
 pub mod scratch;
 pub mod session;
+pub mod verdict;
 
 use crate::infra::error::{required, CapstoneError};
 use crate::infra::subxact::{self, Outcome};
