@@ -114,7 +114,7 @@ pub fn watch(dur_ms: i64, step_ms: i64, label: Option<&str>) -> Vec<WatchRow> {
             "max_wait_behind_ddl_ms": worst_ddl,
             "chart": {
                 "title": "Sessions waiting on locks during the watch",
-                "kind": "line", "x_label": "ms since start", "y_label": "sessions waiting",
+                "kind": "line", "x_label": "time since start (ms)", "y_label": "sessions waiting (count)",
                 "series": [{"name": "waiting", "points": out.iter().map(|r| [r.1, r.2 as f64]).collect::<Vec<_>>()}],
             },
         }),

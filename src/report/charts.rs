@@ -45,7 +45,7 @@ pub fn charts(rows: &[Row]) -> Vec<(String, Chart)> {
                 title: "Each proof: query time before and after the change".into(),
                 kind: Kind::Bar,
                 x_label: "proof (explain_diff label)".into(),
-                y_label: "actual time, ms".into(),
+                y_label: "actual time (ms)".into(),
                 categories: cats,
                 series: vec![
                     Series {
