@@ -10,6 +10,7 @@
 #![allow(clippy::type_complexity)]
 
 pub mod score;
+pub mod verdict;
 pub mod workload;
 
 use crate::infra::chart::{Chart, Kind, Series};
