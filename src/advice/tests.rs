@@ -15,9 +15,9 @@ mod tests {
              CREATE FUNCTION hypo_test_plan(q text) RETURNS text LANGUAGE plpgsql AS $f$
              DECLARE r text; o text := '';
              BEGIN FOR r IN EXECUTE q LOOP o := o || r || E'\n'; END LOOP; RETURN o; END $f$;
-             CREATE TABLE hypo_t (id int, k int, v text, ts timestamptz, tags int[]);
+             CREATE TABLE hypo_t (id int, k int, v text, ts timestamptz, tags int[], p point);
              INSERT INTO hypo_t SELECT g, g % 1000, md5(g::text), now() - g * interval '1 s',
-                    ARRAY[g % 7, g % 11] FROM generate_series(1, 20000) g;
+                    ARRAY[g % 7, g % 11], point(g % 100, g % 37) FROM generate_series(1, 20000) g;
              ANALYZE hypo_t;",
         );
         assert!(ok.is_ok());
@@ -101,8 +101,8 @@ mod tests {
                 "EXPLAIN SELECT * FROM hypo_t WHERE tags @> ARRAY[3]",
             ),
             (
-                "CREATE INDEX ON hypo_t USING gist (ts)",
-                "EXPLAIN SELECT * FROM hypo_t WHERE ts = now()",
+                "CREATE INDEX ON hypo_t USING gist (p)",
+                "EXPLAIN SELECT * FROM hypo_t WHERE p <@ box '((1,1),(2,2))'",
             ),
             (
                 "CREATE INDEX ON hypo_t USING spgist (v)",
