@@ -90,6 +90,7 @@ pub unsafe fn estimate(index: &HypoIndex, rel: *mut pg_sys::RelOptInfo) -> (u32,
             tuples,
             table_pages: (*rel).pages,
             entry_width: index.columns.iter().map(|c| c.width).sum(),
+            columns: index.columns.len(),
             fillfactor: index.fillfactor,
             pages_per_range: index.pages_per_range,
         };

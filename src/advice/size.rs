@@ -1,6 +1,6 @@
 //! The estimated on-disk size of a hypothetical index, from the table's row and page
 //! counts and the average width of the indexed columns. Pure arithmetic, no server:
-//! the formulas follow hypopg's so the two tools agree on the same statistics.
+//! the formulas follow hypopg 1.3 (the one Debian ships for PG15) so both tools agree.
 
 /// PostgreSQL's block size (the Debian and PyPI builds use the default).
 pub const BLOCK_SIZE: f64 = 8192.0;
@@ -40,6 +40,8 @@ pub struct SizeInput {
     pub table_pages: u32,
     /// Sum of the indexed columns' average widths in bytes.
     pub entry_width: i32,
+    /// Key plus INCLUDE columns.
+    pub columns: usize,
     pub fillfactor: Option<i32>,
     pub pages_per_range: Option<i32>,
 }
@@ -53,7 +55,9 @@ pub fn pages(input: &SizeInput) -> u32 {
         0.0
     };
     let est = match input.model {
-        Model::Btree | Model::Generic => btree_pages(tuples, input.entry_width, input.fillfactor),
+        Model::Btree | Model::Generic => {
+            btree_pages(tuples, input.entry_width, input.columns, input.fillfactor)
+        }
         Model::Hash => hash_pages(tuples, input.fillfactor),
         Model::Brin { minmax } => brin_pages(
             input.table_pages,
@@ -75,8 +79,17 @@ fn to_block_count(v: f64) -> u32 {
     }
 }
 
-fn btree_pages(tuples: f64, width: i32, fillfactor: Option<i32>) -> u32 {
-    let line = f64::from(width.max(0)) + INDEX_TUPLE_HEADER + ITEM_ID;
+/// Bytes per btree entry as hypopg 1.3 (Debian's postgresql-15-hypopg) counts them: a
+/// tuple header and a line pointer per column. For one int4 column that is 20 bytes, what
+/// a real btree leaf entry takes (MAXALIGN(8 + 4) + 4); wider keys are overestimated.
+fn btree_line(width: i32, columns: usize) -> f64 {
+    let n = columns.max(1) as f64;
+    let item_ids = (ITEM_ID * n / 8.0).ceil() * 8.0;
+    f64::from(width.max(0)) + INDEX_TUPLE_HEADER * n + item_ids
+}
+
+fn btree_pages(tuples: f64, width: i32, columns: usize, fillfactor: Option<i32>) -> u32 {
+    let line = btree_line(width, columns);
     let usable = BLOCK_SIZE - PAGE_HEADER - BT_OPAQUE;
     let ff = f64::from(fillfactor.unwrap_or(BTREE_DEFAULT_FILLFACTOR));
     let bloat = (200.0 - ff + BTREE_EXTRA_BLOAT) / 100.0;
@@ -168,6 +181,7 @@ mod unit {
             tuples,
             table_pages: 0,
             entry_width: width,
+            columns: 1,
             fillfactor: None,
             pages_per_range: None,
         }
@@ -175,8 +189,12 @@ mod unit {
 
     #[test]
     fn btree_one_million_int4_rows() {
-        // 1e6 × (4 + 12) × 1.3 / 8152 = 2551.5 → 2551 pages
-        assert_eq!(pages(&input(Model::Btree, 1_000_000.0, 4)), 2551);
+        // 1e6 × (4 + 8 + 8) × 1.3 / 8152 = 3189.4 → 3189 pages
+        assert_eq!(pages(&input(Model::Btree, 1_000_000.0, 4)), 3189);
+        assert_eq!(btree_line(4, 1), 20.0);
+        // two columns: two headers, two line pointers rounded up to 8 bytes
+        assert_eq!(btree_line(8, 2), 8.0 + 16.0 + 8.0);
+        assert_eq!(btree_line(8, 3), 8.0 + 24.0 + 16.0);
     }
 
     #[test]
@@ -184,7 +202,7 @@ mod unit {
         let mut i = input(Model::Btree, 1_000_000.0, 4);
         i.fillfactor = Some(100);
         // bloat (200 - 100 + 20) / 100 = 1.2
-        assert_eq!(pages(&i), (1_000_000.0 * 16.0 * 1.2 / 8152.0) as u32);
+        assert_eq!(pages(&i), (1_000_000.0 * 20.0 * 1.2 / 8152.0) as u32);
     }
 
     #[test]
