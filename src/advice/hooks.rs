@@ -87,6 +87,7 @@ unsafe fn is_plain_explain(stmt: *mut pg_sys::Node) -> bool {
 }
 
 #[pg_guard]
+#[allow(clippy::too_many_arguments)] // ProcessUtility_hook's signature
 unsafe extern "C-unwind" fn utility(
     pstmt: *mut pg_sys::PlannedStmt,
     query_string: *const std::ffi::c_char,
