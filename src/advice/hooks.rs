@@ -72,6 +72,13 @@ unsafe fn is_plain_explain(stmt: *mut pg_sys::Node) -> bool {
         if query.is_null() || (*query).type_ == pg_sys::NodeTag::T_ExecuteStmt {
             return false;
         }
+        // after parse analysis EXPLAIN EXECUTE holds a utility Query around the ExecuteStmt
+        if (*query).type_ == pg_sys::NodeTag::T_Query {
+            let utility = (*(query as *mut pg_sys::Query)).utilityStmt;
+            if !utility.is_null() && (*utility).type_ == pg_sys::NodeTag::T_ExecuteStmt {
+                return false;
+            }
+        }
         let opts = (*explain).options;
         if !opts.is_null() {
             for i in 0..(*opts).length as usize {
