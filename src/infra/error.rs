@@ -103,7 +103,8 @@ impl Failure {
     /// Raise at ERROR. Never returns.
     pub fn raise(self) -> ! {
         ErrorReport::from(self).report(PgLogLevel::ERROR);
-        unreachable!("ERROR-level reports do not return")
+        // an ERROR-level report unwinds to PostgreSQL's error handler and never returns here
+        std::process::abort()
     }
 
     pub fn detail(mut self, detail: impl Into<String>) -> Self {
