@@ -56,6 +56,15 @@ fn set<T: Copy + 'static>(cell: &'static std::thread::LocalKey<Cell<T>>, value: 
 }
 
 /// Is the statement being planned right now the one a plain EXPLAIN explains?
+/// Run `f`, which calls the planner directly, as a plain EXPLAIN would be planned: with
+/// this session's hypothetical indexes and without its hidden ones (the index advisor's
+/// way to cost a candidate without SQL text or an EXPLAIN round trip).
+pub fn with_hypothetical<R>(f: impl FnOnce() -> R) -> R {
+    let depth = PLANNER_DEPTH.with(Cell::get);
+    let _scope = set(&EXPLAIN_AT, Some(depth));
+    f()
+}
+
 fn explaining() -> bool {
     let depth = PLANNER_DEPTH.with(Cell::get);
     EXPLAIN_AT.with(Cell::get) == Some(depth - 1)

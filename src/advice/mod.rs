@@ -2,12 +2,17 @@
 //! session sees, and hiding real ones, to ask "would this index help / can I drop
 //! that one" without building or dropping anything. The SQL surface only.
 
+mod advise;
+mod analyze;
+mod candidates;
+mod choose;
 mod define;
 mod fill;
 pub mod hooks;
 mod inject;
 mod size;
 mod store;
+mod workload;
 
 #[cfg(any(test, feature = "pg_test"))]
 mod tests;
@@ -138,4 +143,76 @@ fn hypo_hide(index: Option<RegClass>) -> bool {
 #[pg_extern(volatile, parallel_unsafe)]
 fn hypo_unhide(index: Option<RegClass>) -> bool {
     store::unhide(index_oid(index))
+}
+
+/// Indexes worth adding for the caller's workload in pg_stat_statements: candidates
+/// from each statement's conditions, ORDER BY and GROUP BY, costed as hypothetical
+/// indexes on the generic plans, kept when the weighted cost (cost × calls) of the
+/// statements an index serves drops by at least min_savings_pct. Each row is stored as
+/// evidence; its advice_id is what capstone.index_prove takes.
+#[pg_extern(volatile, parallel_unsafe)]
+#[allow(clippy::type_complexity)]
+fn index_advice(
+    min_calls: default!(Option<i64>, 1),
+    min_savings_pct: default!(Option<f64>, 50.0),
+    top_n: default!(Option<i32>, 10),
+) -> TableIterator<
+    'static,
+    (
+        name!(advice_id, i64),
+        name!(table_name, String),
+        name!(create_index, String),
+        name!(statements, i32),
+        name!(queryids, Vec<i64>),
+        name!(served, Vec<String>),
+        name!(weighted_cost_before, f64),
+        name!(weighted_cost_after, f64),
+        name!(savings_pct, f64),
+        name!(est_size_bytes, i64),
+        name!(est_size, String),
+        name!(write_overhead_bytes, i64),
+        name!(why, String),
+    ),
+> {
+    use crate::infra::error::check_range;
+    use crate::infra::format::round;
+    let min_calls = check_range("min_calls", required(min_calls, "min_calls"), 1, i64::MAX);
+    let pct = required(min_savings_pct, "min_savings_pct");
+    if !pct.is_finite() {
+        CapstoneError::InvalidParameter(format!("min_savings_pct must be a number (got {pct})"))
+            .raise_hint("pass a percentage between 0 and 100, e.g. 50")
+    }
+    let pct = check_range("min_savings_pct", pct, 0.0, 100.0);
+    let top_n = check_range("top_n", required(top_n, "top_n"), 1, 1000);
+    let (rows, seen) =
+        crate::infra::search_path::guarded(|| advise::advise(min_calls, pct, top_n as usize))
+            .or_raise();
+    let note = format!(
+        "index_advice: {} statement(s) read, {} analyzed, {} skipped, {} candidate(s) costed",
+        seen.statements, seen.analyzed, seen.skipped, seen.candidates
+    );
+    match seen.first_error {
+        Some(e) => crate::infra::error::notice_hint(
+            note,
+            format!("a skipped statement could not be analyzed here: {e}"),
+        ),
+        None => crate::infra::error::notice(note),
+    }
+    TableIterator::new(rows.into_iter().map(|a| {
+        (
+            a.id,
+            a.table,
+            a.create_index,
+            a.queryids.len() as i32,
+            a.queryids,
+            a.served,
+            round(a.cost_before, 2),
+            round(a.cost_after, 2),
+            round(a.savings_pct, 2),
+            a.size_bytes,
+            crate::infra::format::bytes(a.size_bytes),
+            a.write_overhead_bytes,
+            a.why,
+        )
+    }))
 }

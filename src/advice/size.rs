@@ -69,6 +69,14 @@ pub fn pages(input: &SizeInput) -> u32 {
     est.max(1)
 }
 
+/// Bytes one row adds to a btree leaf: the index tuple (header and data, MAXALIGNed)
+/// and its line pointer. The write overhead of an index per inserted or updated row.
+#[must_use]
+pub fn entry_bytes(entry_width: i32) -> i64 {
+    let data = INDEX_TUPLE_HEADER as i64 + i64::from(entry_width.max(0));
+    (data + 7) / 8 * 8 + ITEM_ID as i64
+}
+
 fn to_block_count(v: f64) -> u32 {
     if !v.is_finite() || v <= 0.0 {
         0
@@ -174,6 +182,14 @@ fn brin_pages(table_pages: u32, width: i32, minmax: bool, pages_per_range: Optio
 #[cfg(test)]
 mod unit {
     use super::*;
+
+    #[test]
+    fn entry_bytes_is_a_maxaligned_tuple_and_a_line_pointer() {
+        assert_eq!(entry_bytes(4), 20);
+        assert_eq!(entry_bytes(8), 20);
+        assert_eq!(entry_bytes(12), 28);
+        assert_eq!(entry_bytes(-1), 12);
+    }
 
     fn input(model: Model, tuples: f64, width: i32) -> SizeInput {
         SizeInput {

@@ -1,0 +1,54 @@
+-- Index advice from the workload: index_advice reads this database's statements in
+-- pg_stat_statements, costs candidates as hypothetical indexes on their generic plans,
+-- and stores each advice as evidence; bad input with SQLSTATEs. Tables are small
+-- enough that ANALYZE reads every row, so the estimates are the same on every run.
+CREATE EXTENSION capstone;
+CREATE EXTENSION pg_stat_statements;
+CREATE TABLE adv_orders (id bigint PRIMARY KEY, tenant int NOT NULL, customer int NOT NULL,
+                         status text NOT NULL, created timestamptz NOT NULL, total int,
+                         shipped_at timestamptz);
+INSERT INTO adv_orders SELECT g, g % 20, g % 2000, (ARRAY['new','paid','shipped'])[1 + g % 3],
+       '2026-01-01'::timestamptz + g * interval '1 min', g % 997,
+       CASE WHEN g % 10 = 0 THEN '2026-02-01'::timestamptz END
+  FROM generate_series(1, 25000) g;
+CREATE INDEX adv_orders_tenant ON adv_orders (tenant);
+CREATE TABLE adv_lines (order_id bigint NOT NULL, line int NOT NULL, product int NOT NULL, qty int NOT NULL,
+                        PRIMARY KEY (order_id, line));
+INSERT INTO adv_lines SELECT g / 3 + 1, g % 3, g % 500, 1 + g % 4 FROM generate_series(0, 24999) g;
+ANALYZE adv_orders, adv_lines;
+SELECT pg_stat_force_next_flush();
+SELECT pg_stat_statements_reset() IS NOT NULL AS reset;
+
+-- the workload: literals become $n in pg_stat_statements
+SELECT count(*) FROM adv_orders WHERE customer = 17;
+SELECT count(*) FROM adv_orders WHERE customer = 18;
+SELECT count(*) FROM adv_orders WHERE customer = 19;
+SELECT id, created FROM adv_orders WHERE tenant = 3 AND created > '2026-01-10' ORDER BY created DESC LIMIT 5;
+SELECT id, created FROM adv_orders WHERE tenant = 4 AND created > '2026-01-11' ORDER BY created DESC LIMIT 5;
+SELECT sum(qty) FROM adv_lines WHERE product = 42;
+SELECT sum(qty) FROM adv_lines WHERE product = 43;
+SELECT o.id, l.qty FROM adv_orders o JOIN adv_lines l ON l.order_id = o.id WHERE o.customer = 5;
+SELECT count(*) FROM adv_orders WHERE shipped_at IS NOT NULL AND customer = 7;
+-- already served by the primary key and by adv_orders_tenant: nothing to advise
+SELECT * FROM adv_orders WHERE id = 5;
+SELECT count(*) FROM adv_orders WHERE tenant = 5;
+
+SELECT table_name, create_index, statements, served, savings_pct >= 50 AS saves_half,
+       est_size, write_overhead_bytes
+  FROM capstone.index_advice() ORDER BY create_index;
+-- each advice is evidence the caller owns
+SELECT gate, label, query FROM capstone.evidence WHERE label = 'index_advice' ORDER BY id;
+-- a higher bar keeps fewer; top_n caps the list
+SELECT count(*) FROM capstone.index_advice(min_savings_pct => 99.9);
+SELECT count(*) FROM capstone.index_advice(top_n => 1);
+SELECT count(*) FROM capstone.index_advice(min_calls => 3);
+
+-- bad input
+SELECT * FROM capstone.index_advice(min_calls => 0);
+SELECT * FROM capstone.index_advice(min_savings_pct => 101);
+SELECT * FROM capstone.index_advice(min_savings_pct => 'NaN');
+SELECT * FROM capstone.index_advice(top_n => 0);
+SELECT * FROM capstone.index_advice(top_n => NULL);
+-- without pg_stat_statements
+DROP EXTENSION pg_stat_statements;
+SELECT * FROM capstone.index_advice();
