@@ -152,7 +152,7 @@ BEGIN
     SELECT p.oid::regprocedure
       FROM pg_catalog.pg_proc p
      WHERE p.pronamespace = 'capstone'::regnamespace
-       AND NOT (p.proname IN ('explain', 'plan_gate', 'plan_gate_json', 'assert_plans', 'safe_ddl', 'backfill_start', 'hypo_index', 'index_advice', 'index_prove')
+       AND NOT (p.proname IN ('explain', 'plan_gate', 'plan_gate_json', 'assert_plans', 'safe_ddl', 'backfill_start', 'hypo_index', 'index_advice', 'index_drop_advice', 'index_prove')
                 OR (p.proname IN ('estimate_gap', 'explain_diff') AND p.proargtypes[0] = 'pg_catalog.text'::pg_catalog.regtype))
      ORDER BY p.oid
   LOOP

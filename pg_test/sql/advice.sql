@@ -43,6 +43,26 @@ SELECT count(*) FROM capstone.index_advice(min_savings_pct => 99.9);
 SELECT count(*) FROM capstone.index_advice(top_n => 1);
 SELECT count(*) FROM capstone.index_advice(min_calls => 3);
 
+-- what could go: a duplicate, a prefix of another index, an unused one, one no watched
+-- plan uses; never the primary key or a constraint's index
+CREATE INDEX adv_orders_tenant_dup ON adv_orders (tenant);
+CREATE INDEX adv_orders_tenant_created ON adv_orders (tenant, created);
+CREATE INDEX adv_lines_qty ON adv_lines (qty);
+CREATE INDEX adv_orders_total ON adv_orders (total);
+CREATE INDEX adv_lines_product ON adv_lines (product);
+SELECT sum(qty) FROM adv_lines WHERE product = 42;
+ALTER TABLE adv_orders ADD CONSTRAINT adv_orders_customer_id_key UNIQUE (customer, id);
+SELECT count(*) FROM adv_orders WHERE total = 5;
+SELECT pg_stat_force_next_flush();
+INSERT INTO capstone.watched_queries (name, sql) VALUES
+  ('by_total', 'SELECT * FROM adv_orders WHERE total = 5'),
+  ('lines', 'SELECT * FROM adv_lines WHERE order_id = 7');
+SELECT index_name, table_name, reason, detail, size, idx_scan, drop_index
+  FROM capstone.index_drop_advice() ORDER BY index_name, reason;
+-- hiding for the test is undone: the primary key still plans
+EXPLAIN (COSTS OFF) SELECT * FROM adv_lines WHERE order_id = 7;
+SELECT count(*) FROM capstone.hypo_indexes();
+
 -- bad input
 SELECT * FROM capstone.index_advice(min_calls => 0);
 SELECT * FROM capstone.index_advice(min_savings_pct => 101);

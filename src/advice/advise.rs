@@ -46,10 +46,10 @@ pub struct Seen {
 }
 
 /// Puts the session's hypothetical indexes back when the advisor ends.
-struct SetAside(Vec<store::HypoIndex>);
+pub struct SetAside(Vec<store::HypoIndex>);
 
 impl SetAside {
-    fn take() -> Self {
+    pub fn take() -> Self {
         let all = store::all();
         for i in &all {
             store::drop(i.oid);

@@ -17,6 +17,8 @@ pub struct Analyzed {
     pub sql: CString,
     /// One shape per table it uses, by table OID.
     pub shapes: Vec<TableShape>,
+    /// Every user table it reads or writes, at any level.
+    pub relids: Vec<u32>,
 }
 
 unsafe fn list_nodes(list: *mut pg_sys::List) -> Vec<*mut pg_sys::Node> {
@@ -96,11 +98,13 @@ pub fn analyze(sql: &str) -> Option<Analyzed> {
             .map(|n| n as *mut pg_sys::Query)
             .find(|q| (**q).canSetTag && (**q).commandType != pg_sys::CmdType::CMD_UTILITY)?;
         let mut shapes = BTreeMap::new();
-        walk_query(query, &mut shapes);
+        let mut relids = Vec::new();
+        walk_query(query, &mut shapes, &mut relids);
         Some(Analyzed {
             query,
             sql: c,
             shapes: shapes.into_values().collect(),
+            relids,
         })
     }
 }
@@ -427,7 +431,11 @@ unsafe fn clause_expr(
     std::ptr::null_mut()
 }
 
-unsafe fn walk_query(q: *mut pg_sys::Query, out: &mut BTreeMap<u32, TableShape>) {
+unsafe fn walk_query(
+    q: *mut pg_sys::Query,
+    out: &mut BTreeMap<u32, TableShape>,
+    relids: &mut Vec<u32>,
+) {
     unsafe {
         from_item(q, (*q).jointree as *mut pg_sys::Node, out);
         // ORDER BY: only when every key is a column of one table (else no index can order it)
@@ -466,17 +474,22 @@ unsafe fn walk_query(q: *mut pg_sys::Query, out: &mut BTreeMap<u32, TableShape>)
                 }
             }
         }
-        for n in list_nodes((*q).rtable) {
+        for (i, n) in list_nodes((*q).rtable).into_iter().enumerate() {
             let rte = n as *mut pg_sys::RangeTblEntry;
             if (*rte).rtekind == pg_sys::RTEKind::RTE_SUBQUERY && !(*rte).subquery.is_null() {
-                walk_query((*rte).subquery, out);
+                walk_query((*rte).subquery, out, relids);
+            }
+            if let Some(rel) = rel_of(q, i as i32 + 1) {
+                if !relids.contains(&rel.relid.to_u32()) {
+                    relids.push(rel.relid.to_u32());
+                }
             }
         }
         for n in list_nodes((*q).cteList) {
             let cte = n as *mut pg_sys::CommonTableExpr;
             let sub = (*cte).ctequery;
             if tag(sub) == Some(pg_sys::NodeTag::T_Query) {
-                walk_query(sub as *mut pg_sys::Query, out);
+                walk_query(sub as *mut pg_sys::Query, out, relids);
             }
         }
     }

@@ -7,6 +7,8 @@ mod analyze;
 mod candidates;
 mod choose;
 mod define;
+mod drop;
+mod dropread;
 mod fill;
 pub mod hooks;
 mod inject;
@@ -215,4 +217,85 @@ fn index_advice(
             a.why,
         )
     }))
+}
+
+/// Indexes that could go: never scanned since the statistics were reset, exact
+/// duplicates, btree prefixes of another index, and indexes whose hiding leaves every
+/// watched plan of the caller unchanged. Never one that backs a constraint or the
+/// replica identity. Reads and plans only; tables the caller may read.
+#[pg_extern(volatile, parallel_unsafe)]
+#[allow(clippy::type_complexity)]
+fn index_drop_advice() -> TableIterator<
+    'static,
+    (
+        name!(index_name, String),
+        name!(table_name, String),
+        name!(reason, String),
+        name!(detail, String),
+        name!(size_bytes, i64),
+        name!(size, String),
+        name!(idx_scan, Option<i64>),
+        name!(stats_reset, Option<pgrx::datum::TimestampWithTimeZone>),
+        name!(drop_index, String),
+    ),
+> {
+    let rows = crate::infra::search_path::guarded(|| -> crate::infra::error::Result<Vec<_>> {
+        let listed = dropread::indexes()?;
+        let reset = dropread::stats_reset();
+        let plain: Vec<drop::Index> = listed.iter().map(|l| l.index.clone()).collect();
+        let raw = drop::findings(&plain);
+        // an index another finding relies on stays, so the hide test skips it too
+        let keepers: Vec<String> = raw.iter().filter_map(|(_, r)| r.kept().map(String::from)).collect();
+        let mut found: Vec<(usize, String, String)> = raw
+            .into_iter()
+            .map(|(i, r)| (i, r.kind().to_string(), r.detail(plain[i].idx_scan)))
+            .collect();
+        // the rest: does hiding it leave every watched plan of its table as it is?
+        let _aside = advise::SetAside::take();
+        let watched = dropread::watched();
+        if !watched.is_empty() {
+            for (i, ix) in plain.iter().enumerate() {
+                if ix.protected.is_some()
+                    || ix.unique
+                    || !ix.valid
+                    || keepers.contains(&ix.name)
+                    || found.iter().any(|f| f.0 == i)
+                {
+                    continue;
+                }
+                if let Some(n) = dropread::hide_leaves_plans(ix, &watched) {
+                    found.push((
+                        i,
+                        "not in watched plans".into(),
+                        format!("hiding it leaves the plans of the {n} watched quer{} on its table unchanged", if n == 1 { "y" } else { "ies" }),
+                    ));
+                }
+            }
+        }
+        found.sort_by(|a, b| {
+            listed[b.0]
+                .size_bytes
+                .cmp(&listed[a.0].size_bytes)
+                .then(listed[a.0].index.name.cmp(&listed[b.0].index.name))
+        });
+        Ok(found
+            .into_iter()
+            .map(|(i, reason, detail)| {
+                let l = &listed[i];
+                (
+                    l.index.name.clone(),
+                    l.table_name.clone(),
+                    reason,
+                    detail,
+                    l.size_bytes,
+                    crate::infra::format::bytes(l.size_bytes),
+                    l.index.idx_scan,
+                    reset,
+                    format!("DROP INDEX CONCURRENTLY {}", l.index.name),
+                )
+            })
+            .collect())
+    })
+    .or_raise();
+    TableIterator::new(rows)
 }
