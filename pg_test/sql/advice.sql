@@ -43,6 +43,28 @@ SELECT count(*) FROM capstone.index_advice(min_savings_pct => 99.9);
 SELECT count(*) FROM capstone.index_advice(top_n => 1);
 SELECT count(*) FROM capstone.index_advice(min_calls => 3);
 
+-- index_prove builds the advice for real and measures each statement before and after
+SELECT id AS adv FROM capstone.evidence
+ WHERE label = 'index_advice' AND query = 'CREATE INDEX CONCURRENTLY ON public.adv_orders (customer)' ORDER BY id LIMIT 1 \gset
+SELECT * FROM capstone.index_prove(:adv);
+SELECT * FROM capstone.index_prove(:adv, concurrently => false);
+SELECT query, est_speedup > 1 AS est_faster, before_node, after_node, verdict
+  FROM capstone.index_prove(:adv, concurrently => false,
+                            queries => ARRAY['SELECT count(*) FROM adv_orders WHERE customer = 17',
+                                             'SELECT o.id, l.qty FROM adv_orders o JOIN adv_lines l ON l.order_id = o.id WHERE o.customer = 5']);
+SELECT label, payload->>'index' AS index, jsonb_array_length(payload->'statements') AS statements
+  FROM capstone.evidence WHERE label = 'index_prove';
+SELECT * FROM capstone.index_prove(:adv, concurrently => false, queries => ARRAY['SELECT 1']);
+DROP INDEX capstone_advice_:adv;
+SELECT * FROM capstone.index_prove(:adv, concurrently => false, queries => ARRAY['SELECT 1']);
+SELECT * FROM capstone.index_prove(:adv, concurrently => false, queries => ARRAY['SELECT count(*) FROM adv_orders WHERE customer = $1']);
+SELECT * FROM capstone.index_prove(:adv, concurrently => false, max_table_bytes => 1000,
+                                   queries => ARRAY['SELECT count(*) FROM adv_orders WHERE customer = 17']);
+SELECT * FROM capstone.index_prove((SELECT min(id) FROM capstone.evidence WHERE label = 'index_prove'), concurrently => false);
+SELECT * FROM capstone.index_prove(-1, concurrently => false);
+SELECT * FROM capstone.index_prove(:adv, concurrently => false, queries => '{}');
+SELECT * FROM capstone.index_prove(NULL);
+
 -- what could go: a duplicate, a prefix of another index, an unused one, one no watched
 -- plan uses; never the primary key or a constraint's index
 CREATE INDEX adv_orders_tenant_dup ON adv_orders (tenant);

@@ -226,6 +226,7 @@ pub fn advise(min_calls: i64, min_savings_pct: f64, top_n: usize) -> Result<(Vec
         );
         let payload = json!({
             "create_index": create,
+            "on_clause": k.cand.on_clause(),
             "table": k.cand.table,
             "relid": k.cand.relid,
             "served": served,

@@ -19,6 +19,8 @@ pub struct Analyzed {
     pub shapes: Vec<TableShape>,
     /// Every user table it reads or writes, at any level.
     pub relids: Vec<u32>,
+    /// How many $n parameters it has (0: it can be executed as it is).
+    pub nparams: i32,
 }
 
 unsafe fn list_nodes(list: *mut pg_sys::List) -> Vec<*mut pg_sys::Node> {
@@ -105,6 +107,7 @@ pub fn analyze(sql: &str) -> Option<Analyzed> {
             sql: c,
             shapes: shapes.into_values().collect(),
             relids,
+            nparams: ntypes,
         })
     }
 }

@@ -73,6 +73,11 @@ pub struct Candidate {
 impl Candidate {
     /// The CREATE INDEX CONCURRENTLY statement that builds it.
     pub fn create_sql(&self) -> String {
+        format!("CREATE INDEX CONCURRENTLY {}", self.on_clause())
+    }
+
+    /// Everything after the index name: `ON table (keys) INCLUDE (...) WHERE ...`.
+    pub fn on_clause(&self) -> String {
         let keys: Vec<String> = self
             .keys
             .iter()
@@ -84,11 +89,7 @@ impl Candidate {
                 }
             })
             .collect();
-        let mut sql = format!(
-            "CREATE INDEX CONCURRENTLY ON {} ({})",
-            self.table,
-            keys.join(", ")
-        );
+        let mut sql = format!("ON {} ({})", self.table, keys.join(", "));
         if !self.include.is_empty() {
             sql.push_str(&format!(" INCLUDE ({})", self.include.join(", ")));
         }

@@ -12,6 +12,7 @@ mod dropread;
 mod fill;
 pub mod hooks;
 mod inject;
+mod prove;
 mod size;
 mod store;
 mod workload;
@@ -298,4 +299,87 @@ fn index_drop_advice() -> TableIterator<
     })
     .or_raise();
     TableIterator::new(rows)
+}
+
+/// Build an advised index for real and prove it: each statement it serves (or each of
+/// `queries`, concrete statements) is estimated with the index as a hypothetical one,
+/// then run with EXPLAIN ANALYZE (capstone.explain) before and after the build; the
+/// verdict is from the measured times. The build is a plain CREATE INDEX in the
+/// caller's transaction (CONCURRENTLY cannot run inside a function), so
+/// `concurrently => false` must be passed; a table over `max_table_bytes` is refused.
+#[pg_extern(volatile, parallel_unsafe)]
+#[allow(clippy::type_complexity)]
+fn index_prove(
+    advice_id: Option<i64>,
+    concurrently: default!(Option<bool>, true),
+    max_table_bytes: default!(Option<i64>, 1073741824),
+    queries: default!(Option<Vec<Option<String>>>, "NULL"),
+    runs: default!(Option<i32>, 3),
+) -> TableIterator<
+    'static,
+    (
+        name!(proof_id, i64),
+        name!(query, String),
+        name!(est_cost_before, f64),
+        name!(est_cost_after, f64),
+        name!(est_speedup, f64),
+        name!(before_node, String),
+        name!(after_node, String),
+        name!(before_ms, f64),
+        name!(after_ms, f64),
+        name!(speedup, f64),
+        name!(verdict, String),
+    ),
+> {
+    use crate::infra::format::round;
+    let advice_id = required(advice_id, "advice_id");
+    if required(concurrently, "concurrently") {
+        CapstoneError::NotSupported(
+            "CREATE INDEX CONCURRENTLY cannot run inside a function (a function always runs in a transaction block)".into(),
+        )
+        .raise_hint(
+            "build it yourself with the advice's create_index, or call capstone.index_prove(advice_id, concurrently => false): a plain CREATE INDEX that blocks writes to the table while it builds",
+        )
+    }
+    let runs = crate::infra::error::check_range("runs", required(runs, "runs"), 1, 100);
+    if let Some(m) = max_table_bytes {
+        crate::infra::error::check_range("max_table_bytes", m, 0, i64::MAX);
+    }
+    let queries = match queries {
+        None => None,
+        Some(v) => {
+            let v: Vec<String> = v
+                .into_iter()
+                .flatten()
+                .filter(|q| !q.trim().is_empty())
+                .collect();
+            if v.is_empty() {
+                CapstoneError::InvalidParameter("queries must hold at least one statement".into())
+                    .raise_hint(
+                        "pass NULL to use the advice's own statements, or concrete statements",
+                    )
+            }
+            Some(v)
+        }
+    };
+    let (id, proofs) = crate::infra::search_path::guarded(|| {
+        prove::prove(advice_id, max_table_bytes, queries, runs)
+    })
+    .or_raise();
+    let ratio = |a: f64, b: f64| if b > 0.0 { round(a / b, 2) } else { 0.0 };
+    TableIterator::new(proofs.into_iter().map(move |p| {
+        (
+            id,
+            p.query,
+            round(p.est_cost_before, 2),
+            round(p.est_cost_after, 2),
+            ratio(p.est_cost_before, p.est_cost_after),
+            p.before_node,
+            p.after_node,
+            round(p.before_ms, 3),
+            round(p.after_ms, 3),
+            ratio(p.before_ms, p.after_ms),
+            p.verdict.to_string(),
+        )
+    }))
 }
