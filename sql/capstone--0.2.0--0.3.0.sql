@@ -160,3 +160,71 @@ AS 'MODULE_PATHNAME', 'hypo_unhide_wrapper';
 ALTER FUNCTION capstone.hypo_unhide(regclass) SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION capstone.hypo_unhide(regclass) IS
   'Undoes hypo_hide; false when the index was not hidden.';
+
+-- index advice from the workload: index_advice (PUBLIC revoked: plans the caller's statements and writes evidence), index_drop_advice (PUBLIC: reads what the caller may see), index_prove (PUBLIC revoked: builds an index)
+CREATE  FUNCTION "index_advice"(
+	"min_calls" bigint DEFAULT 1, /* Option < i64 > */
+	"min_savings_pct" double precision DEFAULT 50.0, /* Option < f64 > */
+	"top_n" INT DEFAULT 10 /* Option < i32 > */
+) RETURNS TABLE (
+	"advice_id" bigint,  /* i64 */
+	"table_name" TEXT,  /* String */
+	"create_index" TEXT,  /* String */
+	"statements" INT,  /* i32 */
+	"queryids" bigint[],  /* Vec < i64 > */
+	"served" TEXT[],  /* Vec < String > */
+	"weighted_cost_before" double precision,  /* f64 */
+	"weighted_cost_after" double precision,  /* f64 */
+	"savings_pct" double precision,  /* f64 */
+	"est_size_bytes" bigint,  /* i64 */
+	"est_size" TEXT,  /* String */
+	"write_overhead_bytes" bigint,  /* i64 */
+	"why" TEXT  /* String */
+)
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'index_advice_wrapper';
+COMMENT ON FUNCTION capstone.index_advice(bigint, double precision, integer) IS
+  'Indexes worth adding for the caller''s workload in pg_stat_statements (its own statements; every role''s for a superuser): candidates from each statement''s WHERE/JOIN conditions, ORDER BY and GROUP BY (single, multi-column with equality keys first, covering, partial), costed as hypothetical indexes on the generic plans; an index is kept when the weighted cost (cost x calls) of the statements it serves drops by at least min_savings_pct, a small set is chosen greedily, and candidates an existing index prefix serves are skipped. Each row is stored as evidence; prove one with capstone.index_prove(advice_id).';
+REVOKE ALL ON FUNCTION capstone.index_advice(bigint, double precision, integer) FROM PUBLIC;
+CREATE  FUNCTION "index_drop_advice"() RETURNS TABLE (
+	"index_name" TEXT,  /* String */
+	"table_name" TEXT,  /* String */
+	"reason" TEXT,  /* String */
+	"detail" TEXT,  /* String */
+	"size_bytes" bigint,  /* i64 */
+	"size" TEXT,  /* String */
+	"idx_scan" bigint,  /* Option < i64 > */
+	"stats_reset" timestamp with time zone,  /* Option < pgrx :: datum :: TimestampWithTimeZone > */
+	"drop_index" TEXT  /* String */
+)
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'index_drop_advice_wrapper';
+COMMENT ON FUNCTION capstone.index_drop_advice() IS
+  'Indexes that could go, on tables the caller may read: duplicates, btree prefixes of another index, never scanned since the statistics were reset (stats_reset shown), and those whose hiding leaves every watched plan of the caller unchanged. Never one that backs a constraint or the replica identity, or one another finding relies on. Reads and plans only.';
+CREATE  FUNCTION "index_prove"(
+	"advice_id" bigint, /* Option < i64 > */
+	"concurrently" bool DEFAULT true, /* Option < bool > */
+	"max_table_bytes" bigint DEFAULT 1073741824, /* Option < i64 > */
+	"queries" TEXT[] DEFAULT NULL, /* :: std :: option :: Option < Vec < Option < String > > > */
+	"runs" INT DEFAULT 3 /* Option < i32 > */
+) RETURNS TABLE (
+	"proof_id" bigint,  /* i64 */
+	"query" TEXT,  /* String */
+	"est_cost_before" double precision,  /* f64 */
+	"est_cost_after" double precision,  /* f64 */
+	"est_speedup" double precision,  /* f64 */
+	"before_node" TEXT,  /* String */
+	"after_node" TEXT,  /* String */
+	"before_ms" double precision,  /* f64 */
+	"after_ms" double precision,  /* f64 */
+	"speedup" double precision,  /* f64 */
+	"verdict" TEXT  /* String */
+)
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'index_prove_wrapper';
+COMMENT ON FUNCTION capstone.index_prove(bigint, boolean, bigint, text[], integer) IS
+  'Builds an advised index for real (a plain CREATE INDEX as the caller, with concurrently => false: CONCURRENTLY cannot run inside a function; a table over max_table_bytes is refused) and runs each statement it serves, or each of queries, with EXPLAIN ANALYZE through capstone.explain before and after; returns the hypothetical estimate next to the measured times and a verdict from the measurements, and stores the proof as evidence.';
+REVOKE ALL ON FUNCTION capstone.index_prove(bigint, boolean, bigint, text[], integer) FROM PUBLIC;

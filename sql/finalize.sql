@@ -138,6 +138,16 @@ COMMENT ON FUNCTION capstone.hypo_hide(regclass) IS
 COMMENT ON FUNCTION capstone.hypo_unhide(regclass) IS
   'Undoes hypo_hide; false when the index was not hidden.';
 
+-- index advice from the workload
+COMMENT ON FUNCTION capstone.index_advice(bigint, double precision, integer) IS
+  'Indexes worth adding for the caller''s workload in pg_stat_statements (its own statements; every role''s for a superuser): candidates from each statement''s WHERE/JOIN conditions, ORDER BY and GROUP BY (single, multi-column with equality keys first, covering, partial), costed as hypothetical indexes on the generic plans; an index is kept when the weighted cost (cost x calls) of the statements it serves drops by at least min_savings_pct, a small set is chosen greedily, and candidates an existing index prefix serves are skipped. Each row is stored as evidence; prove one with capstone.index_prove(advice_id).';
+REVOKE ALL ON FUNCTION capstone.index_advice(bigint, double precision, integer) FROM PUBLIC;
+COMMENT ON FUNCTION capstone.index_drop_advice() IS
+  'Indexes that could go, on tables the caller may read: duplicates, btree prefixes of another index, never scanned since the statistics were reset (stats_reset shown), and those whose hiding leaves every watched plan of the caller unchanged. Never one that backs a constraint or the replica identity, or one another finding relies on. Reads and plans only.';
+COMMENT ON FUNCTION capstone.index_prove(bigint, boolean, bigint, text[], integer) IS
+  'Builds an advised index for real (a plain CREATE INDEX as the caller, with concurrently => false: CONCURRENTLY cannot run inside a function; a table over max_table_bytes is refused) and runs each statement it serves, or each of queries, with EXPLAIN ANALYZE through capstone.explain before and after; returns the hypothetical estimate next to the measured times and a verdict from the measurements, and stores the proof as evidence.';
+REVOKE ALL ON FUNCTION capstone.index_prove(bigint, boolean, bigint, text[], integer) FROM PUBLIC;
+
 -- search_path: every capstone function runs with search_path = pg_catalog, pg_temp, so a
 -- view, function or operator a user creates (public.pg_stat_activity, an "=" in a schema
 -- listed before pg_catalog) can never stand in for one capstone uses. The functions that

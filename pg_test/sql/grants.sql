@@ -7,6 +7,7 @@ DROP ROLE IF EXISTS capstone_app_dba;
 DROP ROLE IF EXISTS capstone_app_other;
 RESET client_min_messages;
 CREATE EXTENSION capstone;
+CREATE EXTENSION pg_stat_statements;
 CREATE ROLE capstone_app_dba LOGIN;
 CREATE ROLE capstone_app_other LOGIN;
 GRANT CREATE ON SCHEMA public TO capstone_app_dba, capstone_app_other;
@@ -21,7 +22,8 @@ BEGIN
        AND p.proname IN ('explain', 'estimate_gap', 'explain_diff', 'plan_gate', 'plan_gate_json',
                          'assert_plans', 'backfill_start', 'backfill_pause', 'backfill_resume',
                          'backfill_cancel', 'safe_ddl', 'lock_watch', 'bloat_scenario',
-                         'bloat_scenario_finish', 'anomaly_demo', 'isolation_matrix')
+                         'bloat_scenario_finish', 'anomaly_demo', 'isolation_matrix',
+                         'index_advice', 'index_prove')
   LOOP
     EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO capstone_app_dba, capstone_app_other', f);
   END LOOP;
@@ -51,7 +53,15 @@ SELECT kind, change FROM capstone.explain_diff('SELECT * FROM public.app_t WHERE
  WHERE kind = 'statement' ORDER BY change LIMIT 3;
 SELECT indexrelid::regclass AS built_by_the_change FROM pg_index WHERE indrelid = 'public.app_t'::regclass AND NOT indisprimary;
 
--- the plan gate over its own watched query
+-- index advice over its own statements, proven on its own table (the build runs as the role)
+SELECT count(*) FROM public.app_t WHERE note = 'x';
+SELECT count(*) FROM public.app_t WHERE note = 'y';
+SELECT advice_id AS aid, create_index, statements FROM capstone.index_advice() WHERE table_name = 'public.app_t' \gset
+\echo :create_index :statements
+SELECT verdict, est_speedup > 1 AS est_faster
+  FROM capstone.index_prove(:aid, concurrently => false, queries => ARRAY['SELECT count(*) FROM public.app_t WHERE note = ''x''']);
+SELECT count(*) >= 0 AS drop_advice_ran FROM capstone.index_drop_advice();
+
 INSERT INTO capstone.watched_queries (name, sql) VALUES ('app point', 'SELECT * FROM public.app_t WHERE id = 7');
 SELECT owner = current_user AS watched_query_is_mine FROM capstone.watched_queries;
 SELECT name, passed FROM capstone.plan_gate();
@@ -125,6 +135,9 @@ SELECT count(*) AS others_evidence FROM capstone.evidence;
 SELECT count(*) AS others_watched_queries FROM capstone.watched_queries;
 SELECT count(*) AS others_gate_rows FROM capstone.plan_gate();
 SELECT * FROM capstone.estimate_gap(:eid);
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) AS others_advice FROM capstone.index_advice() WHERE table_name = 'public.app_t';
+SELECT * FROM capstone.index_prove(:aid, concurrently => false);
 \echo :LAST_ERROR_SQLSTATE
 INSERT INTO capstone.watched_queries (name, sql, owner) VALUES ('as someone else', 'SELECT 1', 'capstone_app_dba');
 \echo :LAST_ERROR_SQLSTATE

@@ -27,7 +27,8 @@ WITH privileged(name) AS (
   VALUES ('worker_smoke'), ('lab_install'), ('explain'), ('explain_diff'), ('plan_gate'),
          ('plan_gate_json'), ('assert_plans'), ('anomaly_demo'), ('isolation_matrix'), ('backfill_start'),
          ('backfill_pause'), ('backfill_resume'), ('backfill_cancel'), ('safe_ddl'),
-         ('lock_watch'), ('pgbouncer_stats'), ('bloat_scenario'), ('bloat_scenario_finish'))
+         ('lock_watch'), ('pgbouncer_stats'), ('bloat_scenario'), ('bloat_scenario_finish'),
+         ('index_advice'), ('index_prove'))
 SELECT p.oid::regprocedure AS granted_to_public_by_mistake
   FROM pg_proc p JOIN privileged ON p.proname = privileged.name
  WHERE p.pronamespace = 'capstone'::regnamespace

@@ -232,11 +232,13 @@ unsafe fn deparse_const(node: *mut pg_sys::Node) -> String {
 const ROW_COMPARE_EQ: u32 = 3;
 
 #[cfg(not(feature = "pg18"))]
+#[allow(clippy::unnecessary_cast)] // RowCompareType::Type is u32 today
 unsafe fn row_compare_kind(rc: *mut pg_sys::RowCompareExpr) -> u32 {
     unsafe { (*rc).rctype as u32 }
 }
 
 #[cfg(feature = "pg18")]
+#[allow(clippy::unnecessary_cast)] // CompareType::Type is u32 today; the cast keeps that an assumption
 unsafe fn row_compare_kind(rc: *mut pg_sys::RowCompareExpr) -> u32 {
     unsafe { (*rc).cmptype as u32 }
 }
@@ -291,15 +293,16 @@ unsafe fn condition(
                 };
                 let (l, r) = (strip(args[0]), strip(args[1]));
                 match (column(q, l), column(q, r)) {
-                    (Some((lrel, la)), Some((rrel, ra))) => {
-                        // a join key: an index on either side serves a nested loop
+                    // a join key: an index on either side serves a nested loop
+                    (Some((lrel, la)), Some((rrel, ra)))
                         if kind == Use::Eq
-                            && (*(l as *mut pg_sys::Var)).varno != (*(r as *mut pg_sys::Var)).varno
-                        {
-                            add_use(out, lrel, la, Use::Eq);
-                            add_use(out, rrel, ra, Use::Eq);
-                        }
+                            && (*(l as *mut pg_sys::Var)).varno
+                                != (*(r as *mut pg_sys::Var)).varno =>
+                    {
+                        add_use(out, lrel, la, Use::Eq);
+                        add_use(out, rrel, ra, Use::Eq);
                     }
+                    (Some(_), Some(_)) => {}
                     (Some((rel, att)), None) if !pg_sys::contain_vars_of_level(r, 0) => {
                         add_use(out, rel, att, kind);
                         if tag(r) == Some(T_Const) {
