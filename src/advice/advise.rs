@@ -227,6 +227,9 @@ pub fn advise(min_calls: i64, min_savings_pct: f64, top_n: usize) -> Result<(Vec
         let payload = json!({
             "create_index": create,
             "on_clause": k.cand.on_clause(),
+            "keys": k.cand.keys.iter().map(|c| c.name.clone()).collect::<Vec<_>>(),
+            "include": k.cand.include,
+            "predicate": k.cand.predicate,
             "table": k.cand.table,
             "relid": k.cand.relid,
             "served": served,

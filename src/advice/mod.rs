@@ -18,6 +18,8 @@ mod store;
 mod workload;
 
 #[cfg(any(test, feature = "pg_test"))]
+mod advise_tests;
+#[cfg(any(test, feature = "pg_test"))]
 mod tests;
 
 use crate::infra::error::{required, CapstoneError, OrRaise};
