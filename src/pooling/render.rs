@@ -379,7 +379,7 @@ pub fn evidence(p: &Params, m: &Measured, t: &[Term]) -> (Value, Value) {
         "table": table,
         "verdict": format!("recommended default_pool_size {} ({})", plan.default_pool_size, plan.basis.as_str()),
         "terms": t.iter().map(term_json).collect::<Vec<_>>(),
-        "recommendation": plan_json(&plan),
+        "recommendation": plan_json(plan),
         "window": {
             "seconds": seconds, "samples": n_samples, "tick_ms": tick.as_millis() as u64,
             "transactions": xacts, "statements": calls, "exec_ms": exec_ms,
