@@ -29,8 +29,10 @@ pub mod server;
 pub mod sizing;
 
 use crate::infra::error::{check_range, required, CapstoneError, OrRaise};
+use crate::infra::format::round;
 use pgrx::prelude::*;
 use pgrx::JsonB;
+use render::Term;
 use serde_json::json;
 use sizing::Params;
 use std::time::Duration;
@@ -77,6 +79,14 @@ fn validate(
     }
 }
 
+/// A term's value as a psql user reads it: milliseconds to 3 decimals (a statement
+/// takes a few µs), every other count, rate, ratio or size to 2. The evidence keeps the
+/// exact values.
+fn shown(t: &Term) -> Option<f64> {
+    let digits = if t.unit == "ms" { 3 } else { 2 };
+    t.value.map(|v| round(v, digits))
+}
+
 /// Pool sizing from concurrency math, one row per term. Samples the server for
 /// `sample` (default 10 s) before answering.
 #[pg_extern(volatile, parallel_unsafe)]
@@ -116,7 +126,7 @@ fn pool_size(
             (
                 t.section.to_string(),
                 t.term.to_string(),
-                t.value,
+                shown(&t),
                 t.unit.to_string(),
                 t.source,
                 t.explanation,
@@ -157,7 +167,14 @@ fn pool_size_json(
     let s = sizing::compute(&p).or_raise();
     JsonB(json!({
         "recommendation": render::plan_json(&s.plan),
-        "terms": s.terms.iter().map(render::term_json).collect::<Vec<_>>(),
+        "terms": s
+            .terms
+            .iter()
+            .map(|t| render::term_json(&Term {
+                value: shown(t),
+                ..t.clone()
+            }))
+            .collect::<Vec<_>>(),
         "evidence_id": s.evidence_id,
     }))
 }

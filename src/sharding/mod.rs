@@ -24,6 +24,7 @@ pub mod score;
 pub mod workload;
 
 use crate::infra::error::{check_range, required, CapstoneError, OrRaise};
+use crate::infra::format::round;
 use pgrx::callconv::{Arg, ArgAbi};
 use pgrx::nullable::Nullable;
 use pgrx::prelude::*;
@@ -89,6 +90,12 @@ pub fn check_shards(shards: Option<Vec<Option<i32>>>) -> Vec<u32> {
     out
 }
 
+/// A share of rows or calls (a fraction in [0, 1]) as shown: 3 decimals, a tenth of a
+/// percent, so a skewed key's 0.034 does not read as 0.03.
+fn share(x: f64) -> f64 {
+    round(x, 3)
+}
+
 /// Rank the candidate shard keys of a schema and explain each one.
 #[pg_extern(volatile, parallel_unsafe)]
 fn shard_advice(
@@ -142,12 +149,12 @@ fn shard_advice(
                 a.local.clone(),
                 a.dist.distinct.round() as i64,
                 a.dist.mcv.first().map(|(v, _)| v.clone()),
-                a.dist.mcv.first().map(|(_, s)| *s),
+                a.dist.mcv.first().map(|(_, s)| share(*s)),
                 evidence::hot_text(&a),
-                a.dist.null_share,
-                a.routable_share,
+                share(a.dist.null_share),
+                a.routable_share.map(share),
                 a.shards.iter().map(|n| *n as i32).collect::<Vec<_>>(),
-                a.hottest.clone(),
+                a.hottest.iter().map(|h| share(*h)).collect::<Vec<_>>(),
                 via,
                 a.cross.clone(),
                 a.fan_out
@@ -157,7 +164,7 @@ fn shard_advice(
                         format!("{calls:.0} call{plural}, {ms:.0} ms: {q}")
                     })
                     .collect::<Vec<_>>(),
-                (a.score * 10.0).round() / 10.0,
+                round(a.score, 1),
                 a.reasoning.clone(),
                 id,
             )
