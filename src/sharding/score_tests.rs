@@ -291,18 +291,25 @@ pub(super) fn lab_like(with_log: bool) -> SchemaModel {
 }
 
 #[test]
-fn candidates_follow_foreign_keys() {
+fn candidates_follow_foreign_keys() -> Result<(), String> {
     let m = lab_like(false);
     let c = candidates(&m);
-    let tenant = c.iter().find(|c| c.name == "tenant_id").unwrap();
+    let tenant = c
+        .iter()
+        .find(|c| c.name == "tenant_id")
+        .ok_or("no tenant_id candidate")?;
     assert_eq!(tenant.columns.len(), 6);
-    let order = c.iter().find(|c| c.name == "order_id").unwrap();
+    let order = c
+        .iter()
+        .find(|c| c.name == "order_id")
+        .ok_or("no order_id candidate")?;
     let tabs: Vec<&str> = order.columns.keys().map(|s| s.as_str()).collect();
     assert_eq!(tabs, vec!["order_lines", "orders", "payments"]);
     // line_no is only in one primary key: a candidate of one table
     assert!(c
         .iter()
         .any(|c| c.name == "line_no" && c.columns.len() == 1));
+    Ok(())
 }
 
 #[test]
@@ -323,7 +330,7 @@ fn same_named_columns_without_fk_join_the_candidate() {
 }
 
 #[test]
-fn the_tenant_key_ranks_first_and_names_the_whale() {
+fn the_tenant_key_ranks_first_and_names_the_whale() -> Result<(), String> {
     let m = lab_like(true);
     let adv = advise(&m, &[2, 4, 8, 16, 32], &[]);
     assert_eq!(
@@ -339,7 +346,10 @@ fn the_tenant_key_ranks_first_and_names_the_whale() {
     assert_eq!(adv[0].local, vec!["audit_log".to_string()]);
     assert!(adv[0].cross.is_empty());
     // order_id co-locates lines and payments with orders, but not customers or products
-    let order = adv.iter().find(|a| a.key == "order_id").unwrap();
+    let order = adv
+        .iter()
+        .find(|a| a.key == "order_id")
+        .ok_or("no order_id candidate")?;
     assert!(order.score < adv[0].score);
     assert!(order
         .cross
@@ -350,21 +360,29 @@ fn the_tenant_key_ranks_first_and_names_the_whale() {
     assert!(adv[0].reasoning.contains("Hot keys: 1 ("));
     // ranks are 1..n without gaps
     assert!(adv.iter().enumerate().all(|(i, a)| a.rank == i + 1));
+    Ok(())
 }
 
 #[test]
-fn a_uniform_key_balances_better_but_loses_on_colocation() {
+fn a_uniform_key_balances_better_but_loses_on_colocation() -> Result<(), String> {
     let m = lab_like(false);
     let adv = advise(&m, &[8], &[]);
-    let t = adv.iter().find(|a| a.key == "tenant_id").unwrap();
-    let o = adv.iter().find(|a| a.key == "order_id").unwrap();
+    let t = adv
+        .iter()
+        .find(|a| a.key == "tenant_id")
+        .ok_or("no tenant_id candidate")?;
+    let o = adv
+        .iter()
+        .find(|a| a.key == "order_id")
+        .ok_or("no order_id candidate")?;
     assert!(o.components.balance > t.components.balance);
     assert!(t.components.colocation > o.components.colocation);
     assert!(t.score > o.score);
+    Ok(())
 }
 
 #[test]
-fn workload_routability_is_counted() {
+fn workload_routability_is_counted() -> Result<(), String> {
     let mut m = lab_like(false);
     m.workload = Some(vec![
         Statement {
@@ -386,10 +404,13 @@ fn workload_routability_is_counted() {
         },
     ]);
     let adv = advise(&m, &[8], &[]);
-    let t = adv.iter().find(|a| a.key == "tenant_id").unwrap();
-    assert!((t.routable_share.unwrap() - 0.9).abs() < 1e-9);
+    let t = adv
+        .iter()
+        .find(|a| a.key == "tenant_id")
+        .ok_or("no tenant_id candidate")?;
+    assert!((t.routable_share.ok_or("no routable share")? - 0.9).abs() < 1e-9);
     // by time the fan-out dominates: 5000 of 5090 ms
-    assert!((t.routable_time_share.unwrap() - 90.0 / 5090.0).abs() < 1e-9);
+    assert!((t.routable_time_share.ok_or("no routable time share")? - 90.0 / 5090.0).abs() < 1e-9);
     assert!(t
         .reasoning
         .contains("fan out to every shard (98% of their execution time)"));
@@ -398,12 +419,16 @@ fn workload_routability_is_counted() {
     assert!(t.fan_out[0].2.starts_with("SELECT date_trunc"));
     assert_eq!(t.read_share, Some(1.0));
     // order_id: only the first statement filters on it as well
-    let o = adv.iter().find(|a| a.key == "order_id").unwrap();
-    assert!((o.routable_share.unwrap() - 0.9).abs() < 1e-9);
+    let o = adv
+        .iter()
+        .find(|a| a.key == "order_id")
+        .ok_or("no order_id candidate")?;
+    assert!((o.routable_share.ok_or("no routable share")? - 0.9).abs() < 1e-9);
+    Ok(())
 }
 
 #[test]
-fn the_plan_orders_parents_first_and_isolates_the_whale() {
+fn the_plan_orders_parents_first_and_isolates_the_whale() -> Result<(), String> {
     let m = lab_like(false);
     let adv = advise(&m, &[32], &[]);
     let q = |t: &str| format!("shop.{t}");
@@ -411,18 +436,24 @@ fn the_plan_orders_parents_first_and_isolates_the_whale() {
     let ddl: Vec<&str> = steps.iter().map(|s| s.ddl.as_str()).collect();
     assert_eq!(ddl[0], "SET citus.shard_count = 32;");
     assert!(ddl.contains(&"SELECT create_reference_table('shop.tenants');"));
-    let pos = |needle: &str| steps.iter().position(|s| s.ddl.contains(needle)).unwrap();
-    assert!(pos("create_reference_table('shop.tenants')") < pos("create_distributed_table("));
-    assert!(pos("'shop.customers', 'tenant_id'") < pos("'shop.orders', 'tenant_id'"));
-    assert!(pos("'shop.orders', 'tenant_id'") < pos("'shop.order_lines', 'tenant_id'"));
-    assert!(steps[pos("create_distributed_table(")]
+    let pos = |needle: &str| {
+        steps
+            .iter()
+            .position(|s| s.ddl.contains(needle))
+            .ok_or(format!("no step with {needle}"))
+    };
+    assert!(pos("create_reference_table('shop.tenants')")? < pos("create_distributed_table(")?);
+    assert!(pos("'shop.customers', 'tenant_id'")? < pos("'shop.orders', 'tenant_id'")?);
+    assert!(pos("'shop.orders', 'tenant_id'")? < pos("'shop.order_lines', 'tenant_id'")?);
+    assert!(steps[pos("create_distributed_table(")?]
         .ddl
         .contains("colocate_with => 'none'"));
     assert!(steps.iter().any(|s| s.action == "isolate hot key"
         && s.ddl == "SELECT isolate_tenant_to_new_shard('shop.order_lines', 1, cascade_option => 'CASCADE');"));
     assert!(steps.iter().any(|s| s.action == "split hot key"));
     assert!(steps.iter().any(|s| s.action == "read replicas"));
-    assert_eq!(steps.last().unwrap().action, "check");
+    assert_eq!(steps.last().map(|s| s.action.as_str()), Some("check"));
+    Ok(())
 }
 
 #[test]
