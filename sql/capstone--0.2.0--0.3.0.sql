@@ -160,3 +160,35 @@ AS 'MODULE_PATHNAME', 'hypo_unhide_wrapper';
 ALTER FUNCTION capstone.hypo_unhide(regclass) SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION capstone.hypo_unhide(regclass) IS
   'Undoes hypo_hide; false when the index was not hidden.';
+
+-- bloat: bloat_report shows both sizes as pg_size_pretty beside the bytes (a new result
+-- column changes the function's row type, so it is dropped and created again)
+DROP FUNCTION capstone.bloat_report(text, regclass, bigint, text);
+CREATE  FUNCTION "bloat_report"(
+	"schema_name" TEXT DEFAULT NULL, /* Option < String > */
+	"rel" regclass DEFAULT NULL, /* Option < RegClass > */
+	"min_bytes" bigint DEFAULT 0, /* Option < i64 > */
+	"mode" TEXT DEFAULT 'fast' /* Option < String > */
+) RETURNS TABLE (
+	"schema" TEXT,  /* String */
+	"relation" TEXT,  /* String */
+	"kind" TEXT,  /* String */
+	"total_bytes" bigint,  /* i64 */
+	"est_bloat_bytes" bigint,  /* i64 */
+	"est_bloat_pct" double precision,  /* f64 */
+	"total_pretty" TEXT,  /* String */
+	"est_bloat_pretty" TEXT,  /* String */
+	"live_tuples" bigint,  /* Option < i64 > */
+	"dead_tuples" bigint,  /* Option < i64 > */
+	"last_vacuum" timestamp with time zone,  /* Option < TimestampWithTimeZone > */
+	"last_autovacuum" timestamp with time zone,  /* Option < TimestampWithTimeZone > */
+	"removable" bool,  /* Option < bool > */
+	"method" TEXT,  /* String */
+	"relid" regclass  /* RegClass */
+)
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'bloat_report_wrapper';
+ALTER FUNCTION capstone.bloat_report(text, regclass, bigint, text) SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION capstone.bloat_report(text, regclass, bigint, text) IS
+  'One row per table, materialized view, TOAST table and btree index (in schema_name, or of rel), the most reclaimable bytes first, capstone''s own schemas only when named: total_bytes, est_bloat_bytes/est_bloat_pct (free plus dead space beyond the fillfactor reserve, as pgstattuple counts it; 1 decimal), both sizes as pg_size_pretty, live and dead tuples, last vacuums, removable (could VACUUM remove the dead tuples now, judged by PostgreSQL''s own HeapTupleSatisfiesVacuum against the current xmin horizon on the pages read) and method. mode fast (default) reads statistics plus capstone.bloat_sample_pages sampled pages per relation; approx reads the heap pages the visibility map does not cover and btree indexes in full; exact uses pgstattuple/pgstatindex. Rows with less than min_bytes of bloat are left out.';

@@ -21,7 +21,7 @@ mod steps;
 mod workers;
 
 use crate::infra::error::{check_choice, check_range, required, CapstoneError, OrRaise};
-use crate::infra::format::round;
+use crate::infra::format::{round, size_pretty};
 pub use crate::infra::regclass::RegClass;
 use measure::{Mode, Row, MODES};
 use pgrx::datum::{Interval, TimestampWithTimeZone};
@@ -62,6 +62,8 @@ fn bloat_report(
         name!(total_bytes, i64),
         name!(est_bloat_bytes, i64),
         name!(est_bloat_pct, f64),
+        name!(total_pretty, String),
+        name!(est_bloat_pretty, String),
         name!(live_tuples, Option<i64>),
         name!(dead_tuples, Option<i64>),
         name!(last_vacuum, Option<TimestampWithTimeZone>),
@@ -114,6 +116,8 @@ fn bloat_report(
             r.total_bytes,
             r.est_bloat_bytes,
             round(r.est_bloat_pct, 1),
+            size_pretty(r.total_bytes),
+            size_pretty(r.est_bloat_bytes),
             r.live_tuples,
             r.dead_tuples,
             r.last_vacuum,
