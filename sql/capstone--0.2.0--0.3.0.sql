@@ -72,13 +72,14 @@ COMMENT ON FUNCTION capstone.report_charts(text[]) IS
 
 -- Isolation: the anomaly catalogue on scratch tables, and the matrix
 COMMENT ON FUNCTION capstone.anomaly_demo(text, text) IS
-  'Reproduces a concurrency anomaly with real concurrent sessions (capstone background workers running as the current role) in a fixed, lock-observed interleaving. The catalogue (g0, g1a, g1b, g1c, otv, pmp, pmp_write, p4, g_single, g_single_write, g2_item, g2, read_only, read_only_deferrable, or their descriptive aliases) runs on a scratch table in capstone_scratch under read committed, repeatable read or serializable; lost_update and write_skew run on the lab''s tables, also under select for update, for no key update, atomic update or advisory lock. One row per statement with result, SQLSTATE and wait (and whom it waited for); the last row says whether the anomaly was observed or how it was prevented.';
+  'Reproduces a concurrency anomaly with real concurrent sessions (capstone background workers running as the current role) in a fixed, lock-observed interleaving. The catalogue (g0, g1a, g1b, g1c, otv, pmp, pmp_write, p4, g_single, g_single_write, g2_item, g2, read_only, read_only_deferrable, or their descriptive aliases) runs on a scratch table in capstone_scratch under read committed, repeatable read or serializable, or at read committed with a fix where it reaches the conflict (for_update, for_share, atomic_update, advisory_lock, constraint; isolation_matrix lists each case''s options); lost_update and write_skew run on the lab''s tables, also under select for update, for no key update, atomic update or advisory lock. One row per statement with result, SQLSTATE and wait (and whom it waited for); the last row says whether the anomaly was observed or how it was prevented.';
 CREATE  FUNCTION "isolation_matrix"() RETURNS TABLE (
 	"anomaly" TEXT,  /* String */
 	"alias" TEXT,  /* String */
 	"read_committed" TEXT,  /* String */
 	"repeatable_read" TEXT,  /* String */
-	"serializable" TEXT  /* String */
+	"serializable" TEXT,  /* String */
+	"fix_options" TEXT  /* String */
 )
 STRICT VOLATILE PARALLEL UNSAFE
 LANGUAGE c /* Rust */
@@ -86,7 +87,7 @@ AS 'MODULE_PATHNAME', 'isolation_matrix_wrapper';
 ALTER FUNCTION capstone.isolation_matrix() SET search_path = pg_catalog, pg_temp;
 REVOKE ALL ON FUNCTION capstone.isolation_matrix() FROM PUBLIC;
 COMMENT ON FUNCTION capstone.isolation_matrix() IS
-  'Runs every catalogue anomaly under read committed, repeatable read and serializable on three real sessions and scratch tables, and returns one row per anomaly: observed, or prevented and how (snapshot, blocked: which session waited for which, 40001, 40P01, a constraint). Stores the matrix in capstone.evidence.';
+  'Runs every catalogue anomaly under read committed, repeatable read and serializable on three real sessions and scratch tables, and returns one row per anomaly: observed, or prevented and how (snapshot, blocked: which session waited for which, 40001, 40P01, a constraint), and its fix options besides the level (the ones anomaly_demo runs first). Stores the matrix in capstone.evidence.';
 
 -- index advice: hypothetical indexes (seen only by plain EXPLAIN in the session that made them) and hidden indexes; PUBLIC may call them, they plan as the caller
 CREATE  FUNCTION "hypo_index"(

@@ -13,6 +13,7 @@
 
 pub mod catalogue;
 pub mod driver;
+pub mod fixes;
 pub mod protocol;
 mod read;
 pub mod rows;
@@ -36,6 +37,30 @@ fn all_anomaly_names() -> Vec<&'static str> {
     v
 }
 
+/// A catalogue case's mode: an isolation level, or a fix run at read committed. Anything
+/// else, or a fix that does not reach this case's conflict, is 22023 naming what applies.
+fn catalogue_mode(case: &catalogue::Case, mode: &str) -> (&'static str, Option<fixes::Fix>) {
+    let m = mode.trim();
+    if let Some(level) = catalogue::LEVELS.iter().find(|l| l.eq_ignore_ascii_case(m)) {
+        return (level, None);
+    }
+    let runnable = fixes::applicable(case);
+    if let Some(fix) = fixes::parse(m).filter(|f| runnable.contains(f)) {
+        return ("read committed", Some(fix));
+    }
+    let mut valid: Vec<&str> = catalogue::LEVELS.to_vec();
+    valid.extend(runnable.iter().map(|f| f.name()));
+    let what = if fixes::parse(m).is_some() || MODES.iter().any(|x| x.eq_ignore_ascii_case(m)) {
+        format!("mode \"{mode}\" does not apply to {}", case.name)
+    } else {
+        format!("unknown mode \"{mode}\"")
+    };
+    CapstoneError::InvalidParameter(what).raise_with(
+        format!("fix options for {}: {}", case.name, fixes::options(case)),
+        format!("valid values for {}: {}", case.name, valid.join(", ")),
+    )
+}
+
 /// Reproduce a concurrency anomaly with two real sessions in a fixed interleaving,
 /// under one isolation level or locking strategy, and say whether it happened.
 #[pg_extern(volatile, parallel_unsafe)]
@@ -57,23 +82,13 @@ fn anomaly_demo(
     let mode = required(mode, "mode");
     let (anomaly, mode, (rows, roles)) = match catalogue::find(&anomaly) {
         Some(case) => {
-            if MODES.iter().any(|m| m.eq_ignore_ascii_case(mode.trim()))
-                && !catalogue::LEVELS
-                    .iter()
-                    .any(|m| m.eq_ignore_ascii_case(mode.trim()))
-            {
-                CapstoneError::InvalidParameter(format!(
-                    "mode \"{mode}\" applies to the lab cases lost_update and write_skew, not to {}",
-                    case.name
-                ))
-                .raise_hint(format!(
-                    "valid values for {}: {}",
-                    case.name,
-                    catalogue::LEVELS.join(", ")
-                ));
-            }
-            let mode = crate::infra::error::check_choice("mode", &mode, catalogue::LEVELS);
-            (case.name, mode, runs::demo_case(case, mode).or_raise())
+            let (level, fix) = catalogue_mode(case, &mode);
+            let shown = fix.map(fixes::Fix::name).unwrap_or(level);
+            (
+                case.name,
+                shown,
+                runs::demo_case(case, level, fix).or_raise(),
+            )
         }
         None => {
             crate::infra::error::check_choice("anomaly", &anomaly, &all_anomaly_names());
@@ -113,6 +128,7 @@ fn isolation_matrix() -> TableIterator<
         name!(read_committed, String),
         name!(repeatable_read, String),
         name!(serializable, String),
+        name!(fix_options, String),
     ),
 > {
     let (m, roles) = runs::matrix().or_raise();
@@ -132,6 +148,7 @@ fn isolation_matrix() -> TableIterator<
             cs.next().unwrap_or_default(),
             cs.next().unwrap_or_default(),
             cs.next().unwrap_or_default(),
+            fixes::options(c),
         )
     }))
 }
