@@ -152,3 +152,81 @@ fn isolation_matrix() -> TableIterator<
         )
     }))
 }
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests {
+    use pgrx::prelude::*;
+
+    fn observed_at(level: &str) -> spi::Result<Option<String>> {
+        Spi::get_one::<String>(&format!(
+            "SELECT string_agg(anomaly, ' ' ORDER BY anomaly) FROM iso_m WHERE {level} = 'observed'"
+        ))
+    }
+
+    #[pg_test]
+    fn the_matrix_is_what_each_level_promises() -> spi::Result<()> {
+        Spi::run("CREATE TEMP TABLE iso_m AS SELECT * FROM capstone.isolation_matrix()")?;
+        assert_eq!(Spi::get_one::<i64>("SELECT count(*) FROM iso_m")?, Some(14));
+        assert_eq!(
+            observed_at("read_committed")?.as_deref(),
+            Some("g2 g2_item g_single g_single_write p4 pmp pmp_write read_only read_only_deferrable")
+        );
+        assert_eq!(
+            observed_at("repeatable_read")?.as_deref(),
+            Some("g2 g2_item read_only read_only_deferrable")
+        );
+        assert_eq!(observed_at("serializable")?, None);
+        // every prevented cell says how, and every anomaly names its fix options
+        assert_eq!(
+            Spi::get_one::<i64>(
+                "SELECT count(*) FROM iso_m, LATERAL (VALUES (read_committed), (repeatable_read), (serializable)) c(cell)
+                  WHERE cell <> 'observed' AND cell NOT LIKE 'prevented (%)'"
+            )?,
+            Some(0)
+        );
+        assert_eq!(
+            Spi::get_one::<i64>("SELECT count(*) FROM iso_m WHERE fix_options = ''")?,
+            Some(0)
+        );
+        // the matrix is on record as the caller's
+        assert_eq!(
+            Spi::get_one::<i64>(
+                "SELECT jsonb_array_length(payload->'matrix') FROM capstone.evidence
+                  WHERE label = 'isolation matrix' AND captured_by = current_user ORDER BY id DESC LIMIT 1"
+            )?,
+            Some(14)
+        );
+        Ok(())
+    }
+
+    #[pg_test]
+    fn a_fix_prevents_what_read_committed_lets_through() -> spi::Result<()> {
+        let verdict = |case: &str, mode: &str| {
+            Spi::get_one_with_args::<String>(
+                "SELECT result FROM capstone.anomaly_demo($1, $2) WHERE session = 'check'",
+                &[case.into(), mode.into()],
+            )
+        };
+        let rc = verdict("p4", "read committed")?.unwrap_or_default();
+        assert!(rc.starts_with("ANOMALY p4"), "{rc}");
+        for (case, mode, how) in [
+            ("p4", "atomic_update", "blocked: B waited for A"),
+            ("p4", "select for update", "blocked: B waited for A"),
+            ("g2_item", "advisory_lock", "blocked: B waited for A"),
+            ("g2", "constraint", "23505"),
+        ] {
+            let v = verdict(case, mode)?.unwrap_or_default();
+            assert!(
+                v.starts_with("prevented (") && v.contains(how),
+                "{case} {mode}: {v}"
+            );
+        }
+        Ok(())
+    }
+
+    #[pg_test(error = "mode \"for_update\" does not apply to g2")]
+    fn a_row_lock_is_refused_for_a_predicate_conflict() {
+        let _ = Spi::run("SELECT * FROM capstone.anomaly_demo('g2', 'for_update')");
+    }
+}
