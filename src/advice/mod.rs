@@ -215,7 +215,7 @@ fn index_advice(
             round(a.cost_after, 2),
             round(a.savings_pct, 2),
             a.size_bytes,
-            crate::infra::format::bytes(a.size_bytes),
+            crate::infra::format::size_pretty(a.size_bytes),
             a.write_overhead_bytes,
             a.why,
         )
@@ -291,7 +291,7 @@ fn index_drop_advice() -> TableIterator<
                     reason,
                     detail,
                     l.size_bytes,
-                    crate::infra::format::bytes(l.size_bytes),
+                    crate::infra::format::size_pretty(l.size_bytes),
                     l.index.idx_scan,
                     reset,
                     format!("DROP INDEX CONCURRENTLY {}", l.index.name),
