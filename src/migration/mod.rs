@@ -11,6 +11,7 @@
 // pgrx needs each result row spelled out as a name!() tuple in the signature
 #![allow(clippy::type_complexity)]
 
+pub mod lint;
 pub mod worker;
 
 use crate::infra::error::{check_range, required, CapstoneError};
