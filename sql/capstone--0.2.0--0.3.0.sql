@@ -87,3 +87,26 @@ ALTER FUNCTION capstone.isolation_matrix() SET search_path = pg_catalog, pg_temp
 REVOKE ALL ON FUNCTION capstone.isolation_matrix() FROM PUBLIC;
 COMMENT ON FUNCTION capstone.isolation_matrix() IS
   'Runs every catalogue anomaly under read committed, repeatable read and serializable on three real sessions and scratch tables, and returns one row per anomaly: observed, or prevented and how (snapshot, blocked: which session waited for which, 40001, 40P01, a constraint). Stores the matrix in capstone.evidence.';
+
+-- migration lint: capstone.lint_migration, read-only, PUBLIC may run it
+CREATE  FUNCTION "lint_migration"(
+	"migration" TEXT /* & str */
+) RETURNS TABLE (
+	"statement_no" INT,  /* i32 */
+	"line" INT,  /* i32 */
+	"rule" TEXT,  /* String */
+	"severity" TEXT,  /* String */
+	"lock_mode" TEXT,  /* String */
+	"blocks" TEXT,  /* String */
+	"effect" TEXT,  /* String */
+	"table_name" TEXT,  /* String */
+	"finding" TEXT,  /* String */
+	"safe_alternative" TEXT,  /* String */
+	"statement" TEXT  /* String */
+)
+STRICT STABLE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'lint_migration_wrapper';
+ALTER FUNCTION capstone.lint_migration(text) SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION capstone.lint_migration(text) IS
+  'Lints a migration without running it: parses it with PostgreSQL''s raw parser and returns one row per finding (statement number, line, rule, severity, the lock taken, what it blocks, rewrite/scan/metadata, table, finding, safe alternative SQL, statement text). Tracks SET/RESET lock_timeout across statements. Read-only; PUBLIC may run it.';

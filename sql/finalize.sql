@@ -122,6 +122,9 @@ REVOKE ALL ON FUNCTION capstone.bloat_scenario_finish(bigint) FROM PUBLIC;
 COMMENT ON FUNCTION capstone.bloat_scenario_finish(bigint) IS
   'Finishes a bloat scenario (default: the latest): shows the holder in xmin_holders and removable = false, runs VACUUM (VERBOSE) in a worker while the snapshot is held (dead tuples not yet removable), ends the holder, runs VACUUM again and reports the dead tuples removed, the free space left and removable = true. Every step is stored in capstone.evidence.';
 
+COMMENT ON FUNCTION capstone.lint_migration(text) IS
+  'Lints a migration without running it: parses it with PostgreSQL''s raw parser and returns one row per finding (statement number, line, rule, severity, the lock taken, what it blocks, rewrite/scan/metadata, table, finding, safe alternative SQL, statement text). Tracks SET/RESET lock_timeout across statements. Read-only; PUBLIC may run it.';
+
 -- search_path: every capstone function runs with search_path = pg_catalog, pg_temp, so a
 -- view, function or operator a user creates (public.pg_stat_activity, an "=" in a schema
 -- listed before pg_catalog) can never stand in for one capstone uses. The functions that
