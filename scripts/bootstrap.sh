@@ -19,7 +19,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 # 1. apt ---------------------------------------------------------------------
-APT_PKGS=(postgresql-15 postgresql-server-dev-15 postgresql-contrib libclang-dev clang pkg-config sudo pgbouncer procps)
+APT_PKGS=(postgresql-15 postgresql-server-dev-15 postgresql-contrib libclang-dev clang pkg-config sudo pgbouncer procps librsvg2-bin)
 missing=()
 for p in "${APT_PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

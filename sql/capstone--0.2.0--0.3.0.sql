@@ -88,6 +88,79 @@ REVOKE ALL ON FUNCTION capstone.isolation_matrix() FROM PUBLIC;
 COMMENT ON FUNCTION capstone.isolation_matrix() IS
   'Runs every catalogue anomaly under read committed, repeatable read and serializable on three real sessions and scratch tables, and returns one row per anomaly: observed, or prevented and how (snapshot, blocked: which session waited for which, 40001, 40P01, a constraint). Stores the matrix in capstone.evidence.';
 
+-- index advice: hypothetical indexes (seen only by plain EXPLAIN in the session that made them) and hidden indexes; PUBLIC may call them, they plan as the caller
+CREATE  FUNCTION "hypo_index"(
+	"create_index_sql" TEXT /* Option < & str > */
+) RETURNS TABLE (
+	"id" oid,  /* pg_sys :: Oid */
+	"index_name" TEXT  /* String */
+)
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'hypo_index_wrapper';
+COMMENT ON FUNCTION capstone.hypo_index(text) IS
+  'Defines a hypothetical index from one CREATE INDEX statement (btree with several columns, INCLUDE, WHERE, expressions, DESC/NULLS; hash, brin, gist, gin, spgist; a name, CONCURRENTLY and IF NOT EXISTS are accepted). Only plain EXPLAIN in this session plans with it, never EXPLAIN ANALYZE or a real execution; it is gone at disconnect. Returns its id and the name EXPLAIN shows.';
+CREATE  FUNCTION "hypo_indexes"() RETURNS TABLE (
+	"id" oid,  /* pg_sys :: Oid */
+	"index_name" TEXT,  /* String */
+	"table_name" regclass,  /* RegClass */
+	"access_method" TEXT,  /* String */
+	"definition" TEXT  /* String */
+)
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'hypo_indexes_wrapper';
+ALTER FUNCTION capstone.hypo_indexes() SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION capstone.hypo_indexes() IS
+  'This session''s hypothetical indexes: id, name, table, access method and the CREATE INDEX they came from.';
+CREATE  FUNCTION "hypo_drop"(
+	"id" oid /* Option < pg_sys :: Oid > */
+) RETURNS bool /* bool */
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'hypo_drop_wrapper';
+ALTER FUNCTION capstone.hypo_drop(oid) SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION capstone.hypo_drop(oid) IS
+  'Forgets one hypothetical index of this session; false when the id is not one.';
+CREATE  FUNCTION "hypo_reset"() RETURNS INT /* i32 */
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'hypo_reset_wrapper';
+ALTER FUNCTION capstone.hypo_reset() SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION capstone.hypo_reset() IS
+  'Forgets every hypothetical index of this session and unhides every hidden index; returns how many hypothetical indexes went.';
+CREATE  FUNCTION "hypo_size"(
+	"id" oid /* Option < pg_sys :: Oid > */
+) RETURNS TABLE (
+	"size_bytes" bigint,  /* i64 */
+	"size_pretty" TEXT,  /* String */
+	"estimated_rows" bigint  /* i64 */
+)
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'hypo_size_wrapper';
+ALTER FUNCTION capstone.hypo_size(oid) SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION capstone.hypo_size(oid) IS
+  'A hypothetical index''s estimated size (bytes and pretty) and rows, from the table''s current statistics (the same formulas as hypopg).';
+CREATE  FUNCTION "hypo_hide"(
+	"index" regclass /* Option < RegClass > */
+) RETURNS bool /* bool */
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'hypo_hide_wrapper';
+ALTER FUNCTION capstone.hypo_hide(regclass) SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION capstone.hypo_hide(regclass) IS
+  'Plain EXPLAIN in this session plans as if this index did not exist (to ask: can I drop it?); EXPLAIN ANALYZE and real executions still use it. False when already hidden.';
+CREATE  FUNCTION "hypo_unhide"(
+	"index" regclass /* Option < RegClass > */
+) RETURNS bool /* bool */
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'hypo_unhide_wrapper';
+ALTER FUNCTION capstone.hypo_unhide(regclass) SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION capstone.hypo_unhide(regclass) IS
+  'Undoes hypo_hide; false when the index was not hidden.';
+
 -- migration lint: capstone.lint_migration, read-only, PUBLIC may run it
 CREATE  FUNCTION "lint_migration"(
 	"migration" TEXT /* & str */

@@ -122,6 +122,22 @@ REVOKE ALL ON FUNCTION capstone.bloat_scenario_finish(bigint) FROM PUBLIC;
 COMMENT ON FUNCTION capstone.bloat_scenario_finish(bigint) IS
   'Finishes a bloat scenario (default: the latest): shows the holder in xmin_holders and removable = false, runs VACUUM (VERBOSE) in a worker while the snapshot is held (dead tuples not yet removable), ends the holder, runs VACUUM again and reports the dead tuples removed, the free space left and removable = true. Every step is stored in capstone.evidence.';
 
+-- index advice: per-session state, read-only for the database; PUBLIC may EXECUTE (they plan as the caller)
+COMMENT ON FUNCTION capstone.hypo_index(text) IS
+  'Defines a hypothetical index from one CREATE INDEX statement (btree with several columns, INCLUDE, WHERE, expressions, DESC/NULLS; hash, brin, gist, gin, spgist; a name, CONCURRENTLY and IF NOT EXISTS are accepted). Only plain EXPLAIN in this session plans with it, never EXPLAIN ANALYZE or a real execution; it is gone at disconnect. Returns its id and the name EXPLAIN shows.';
+COMMENT ON FUNCTION capstone.hypo_indexes() IS
+  'This session''s hypothetical indexes: id, name, table, access method and the CREATE INDEX they came from.';
+COMMENT ON FUNCTION capstone.hypo_drop(oid) IS
+  'Forgets one hypothetical index of this session; false when the id is not one.';
+COMMENT ON FUNCTION capstone.hypo_reset() IS
+  'Forgets every hypothetical index of this session and unhides every hidden index; returns how many hypothetical indexes went.';
+COMMENT ON FUNCTION capstone.hypo_size(oid) IS
+  'A hypothetical index''s estimated size (bytes and pretty) and rows, from the table''s current statistics (the same formulas as hypopg).';
+COMMENT ON FUNCTION capstone.hypo_hide(regclass) IS
+  'Plain EXPLAIN in this session plans as if this index did not exist (to ask: can I drop it?); EXPLAIN ANALYZE and real executions still use it. False when already hidden.';
+COMMENT ON FUNCTION capstone.hypo_unhide(regclass) IS
+  'Undoes hypo_hide; false when the index was not hidden.';
+
 COMMENT ON FUNCTION capstone.lint_migration(text) IS
   'Lints a migration without running it: parses it with PostgreSQL''s raw parser and returns one row per finding (statement number, line, rule, severity, the lock taken, what it blocks, rewrite/scan/metadata, table, finding, safe alternative SQL, statement text). Tracks SET/RESET lock_timeout across statements. Read-only; PUBLIC may run it.';
 
@@ -139,7 +155,7 @@ BEGIN
     SELECT p.oid::regprocedure
       FROM pg_catalog.pg_proc p
      WHERE p.pronamespace = 'capstone'::regnamespace
-       AND NOT (p.proname IN ('explain', 'plan_gate', 'plan_gate_json', 'assert_plans', 'safe_ddl', 'backfill_start')
+       AND NOT (p.proname IN ('explain', 'plan_gate', 'plan_gate_json', 'assert_plans', 'safe_ddl', 'backfill_start', 'hypo_index')
                 OR (p.proname IN ('estimate_gap', 'explain_diff') AND p.proargtypes[0] = 'pg_catalog.text'::pg_catalog.regtype))
      ORDER BY p.oid
   LOOP

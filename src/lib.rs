@@ -12,6 +12,7 @@ use pgrx::prelude::*;
 // sit on top and read the gates' results.
 pub mod infra;
 
+pub mod advice;
 pub mod bloat;
 pub mod health;
 pub mod isolation;
@@ -33,6 +34,7 @@ extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     infra::gucs::init();
+    advice::hooks::install();
     // the launcher (which resumes backfill jobs after a restart) and the anomaly demo's
     // session slots in shared memory need preloading
     if unsafe { pg_sys::process_shared_preload_libraries_in_progress } {

@@ -33,12 +33,14 @@ pub struct Chart {
     pub log_y: bool,
 }
 
-const W: f64 = 760.0;
-const H: f64 = 420.0;
-const LEFT: f64 = 80.0;
-const RIGHT: f64 = 170.0;
+/// The plot area's smallest size; labels, legend and titles get the room they need around it.
+const PLOT_W: f64 = 510.0;
+const PLOT_H: f64 = 290.0;
 const TOP: f64 = 40.0;
-const BOTTOM: f64 = 90.0;
+const FONT: f64 = 12.0;
+const TITLE_FONT: f64 = 15.0;
+/// Category and legend names longer than this are shortened with "…" (the CSV keeps them whole).
+const MAX_NAME: usize = 36;
 const COLORS: &[&str] = &[
     "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b",
 ];
@@ -48,6 +50,34 @@ fn esc(s: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
+}
+
+/// `s`, at most `max` characters, the cut marked with "…".
+fn shorten(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        let head: String = s.chars().take(max.saturating_sub(1)).collect();
+        format!("{head}…")
+    }
+}
+
+/// A generous estimate of the width of `s` set in sans-serif at `size` px (DejaVu Sans
+/// metrics rounded up), so a label laid out by it is never wider on the page.
+pub fn text_width(s: &str, size: f64, bold: bool) -> f64 {
+    let em: f64 = s
+        .chars()
+        .map(|c| match c {
+            'i' | 'j' | 'l' | '.' | ',' | ':' | ';' | '\'' | '|' | '!' | 'I' => 0.33,
+            ' ' | 'f' | 't' | 'r' | '(' | ')' | '[' | ']' | '-' => 0.42,
+            'm' | 'w' | 'M' | 'W' | '%' | '@' | '…' => 0.95,
+            c if c.is_ascii_uppercase() => 0.78,
+            c if c.is_ascii_digit() => 0.66,
+            c if c.is_ascii() => 0.64,
+            _ => 1.0,
+        })
+        .sum();
+    em * size * if bold { 1.1 } else { 1.0 }
 }
 
 fn fmt_num(v: f64) -> String {
@@ -67,26 +97,89 @@ fn fmt_num(v: f64) -> String {
     }
 }
 
-/// "Nice" tick positions covering [lo, hi].
+/// Tick labels for ticks `step` apart: one unit (k, M) for the axis, and just the
+/// decimals the step needs, so integer steps read as integers.
+fn fmt_ticks(ticks: &[f64], step: f64) -> Vec<String> {
+    let top = ticks.iter().fold(0f64, |m, t| m.max(t.abs()));
+    let (unit, suffix) = if top >= 1e6 {
+        (1e6, "M")
+    } else if top >= 1e4 {
+        (1e3, "k")
+    } else {
+        (1.0, "")
+    };
+    let s = step / unit;
+    let decimals = (0..=4usize)
+        .find(|d| {
+            let m = 10f64.powi(*d as i32);
+            ((s * m).round() - s * m).abs() < 1e-6 * m.max(1.0)
+        })
+        .unwrap_or(4);
+    ticks
+        .iter()
+        .map(|t| {
+            let v = t / unit + 0.0;
+            if v == 0.0 {
+                "0".to_string()
+            } else {
+                format!("{v:.decimals$}{suffix}")
+            }
+        })
+        .collect()
+}
+
+/// "Nice" tick positions covering [lo, hi]; with `integer`, steps are whole numbers.
 pub fn ticks(lo: f64, hi: f64, n: usize) -> Vec<f64> {
+    nice_ticks(lo, hi, n, false).0
+}
+
+/// Tick positions and their step.
+fn nice_ticks(lo: f64, hi: f64, n: usize, integer: bool) -> (Vec<f64>, f64) {
     if !lo.is_finite() || !hi.is_finite() || hi <= lo || n == 0 {
-        return vec![lo];
+        return (vec![lo], 1.0);
     }
     let raw = (hi - lo) / n as f64;
     let mag = 10f64.powf(raw.log10().floor());
-    let step = [1.0, 2.0, 2.5, 5.0, 10.0]
+    let steps: &[f64] = if integer && mag < 10.0 {
+        &[1.0, 2.0, 5.0, 10.0]
+    } else {
+        &[1.0, 2.0, 2.5, 5.0, 10.0]
+    };
+    let mut step = steps
         .iter()
         .map(|m| m * mag)
         .find(|s| *s >= raw)
         .unwrap_or(10.0 * mag);
+    if integer {
+        step = step.max(1.0).round();
+    }
     let start = (lo / step).floor() * step;
     let mut out = Vec::new();
-    let mut t = start;
-    while t <= hi + step * 0.5 && out.len() < 50 {
+    let mut i = 0.0;
+    while out.len() < 50 {
+        let t = start + i * step;
+        if t > hi + step * 0.5 {
+            break;
+        }
         out.push(t);
-        t += step;
+        i += 1.0;
     }
-    out
+    (out, step)
+}
+
+/// Where things go on a chart's canvas.
+struct Layout {
+    w: f64,
+    h: f64,
+    left: f64,
+    pw: f64,
+    ph: f64,
+    /// rotation of the category labels (degrees, 0 = horizontal)
+    angle: f64,
+    /// baseline of the x tick labels
+    tick_y: f64,
+    /// baseline of the x axis title
+    x_title_y: f64,
 }
 
 impl Chart {
@@ -97,10 +190,82 @@ impl Chart {
             .filter(|(x, y)| x.is_finite() && y.is_finite())
     }
 
+    fn y_title(&self) -> String {
+        if self.log_y && !self.y_label.contains("log scale") {
+            format!("{} (log scale)", self.y_label)
+        } else {
+            self.y_label.clone()
+        }
+    }
+
+    fn layout(&self, y_labels: &[String], x_labels: &[String], names: &[String]) -> Layout {
+        let tick_w = y_labels
+            .iter()
+            .map(|l| text_width(l, FONT, false))
+            .fold(0.0, f64::max);
+        // y title (rotated, ~1.1 em wide at x = 18), a gap, the tick labels, the tick gap
+        let mut left = (30.0 + tick_w + 8.0).max(80.0);
+        let legend_w = names
+            .iter()
+            .map(|n| text_width(n, FONT, false))
+            .fold(0.0, f64::max);
+        let right = 32.0 + legend_w + 12.0;
+        let mut ph = PLOT_H
+            .max(text_width(&self.y_title(), FONT, false) + 20.0)
+            .max(20.0 * names.len() as f64 + 10.0);
+        let mut pw = PLOT_W;
+        let mut angle = 0.0;
+        let mut below = 18.0 + 4.0; // horizontal tick labels: one line
+        if self.kind == Kind::Bar && !x_labels.is_empty() {
+            let n = x_labels.len() as f64;
+            let widths: Vec<f64> = x_labels
+                .iter()
+                .map(|l| text_width(l, FONT, false))
+                .collect();
+            let widest = widths.iter().copied().fold(0.0, f64::max);
+            // rotated labels need at least a line's height between neighbours
+            pw = pw.max(n * FONT * 1.4);
+            let slot = pw / n;
+            if widest > slot - 8.0 {
+                angle = [30.0f64, 45.0, 60.0, 90.0]
+                    .into_iter()
+                    .find(|a| slot * a.to_radians().sin() >= FONT * 1.4)
+                    .unwrap_or(90.0);
+                let (sin, cos) = (angle.to_radians().sin(), angle.to_radians().cos());
+                below = 14.0 + widest * sin + FONT * cos + 6.0;
+                // the first labels reach left, under the y axis: room for them too
+                for (i, w) in widths.iter().enumerate() {
+                    let need = w * cos + FONT * sin + 6.0 - slot * (i as f64 + 0.5);
+                    left = left.max(need);
+                }
+            }
+        }
+        let title_w = text_width(&self.title, TITLE_FONT, true) + 20.0;
+        let x_title_w = text_width(&self.x_label, FONT, false) + 20.0;
+        pw = pw.max(x_title_w);
+        let mut w = left + pw + right;
+        if title_w > w {
+            pw += title_w - w;
+            w = title_w;
+        }
+        ph = ph.max(0.0);
+        let tick_y = TOP + ph + if angle > 0.0 { 14.0 } else { 18.0 };
+        let x_title_y = TOP + ph + below + FONT + 4.0;
+        let h = x_title_y + 10.0;
+        Layout {
+            w,
+            h,
+            left,
+            pw,
+            ph,
+            angle,
+            tick_y,
+            x_title_y,
+        }
+    }
+
     /// The chart as a standalone SVG document.
     pub fn svg(&self) -> String {
-        let pw = W - LEFT - RIGHT;
-        let ph = H - TOP - BOTTOM;
         let ty = |y: f64| if self.log_y { y.max(1e-6).log10() } else { y };
         let (mut xmin, mut xmax, mut ymin, mut ymax) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
         for (x, y) in self.finite_points() {
@@ -129,98 +294,127 @@ impl Chart {
         if (ymax - ymin).abs() < f64::EPSILON {
             ymax = ymin + 1.0;
         }
-        let yt = if self.log_y {
+        let whole = |v: f64| v.fract() == 0.0 && v.abs() < 1e15;
+        let int_y = !empty && self.finite_points().all(|(_, y)| whole(y));
+        let int_x = !empty && self.finite_points().all(|(x, _)| whole(x));
+        let (yt, y_labels) = if self.log_y {
             let lo = ymin.floor();
             let hi = ymax.ceil();
             (ymin, ymax) = (lo, hi);
-            (lo as i64..=hi as i64)
-                .map(|e| e as f64)
-                .collect::<Vec<_>>()
+            let t: Vec<f64> = (lo as i64..=hi as i64).map(|e| e as f64).collect();
+            let labels = t.iter().map(|e| fmt_num(10f64.powf(*e))).collect();
+            (t, labels)
         } else {
-            let t = ticks(ymin, ymax, 5);
+            let (t, step) = nice_ticks(ymin, ymax, 5, int_y);
             ymax = ymax.max(*t.last().unwrap_or(&ymax));
-            t
+            ymin = ymin.min(*t.first().unwrap_or(&ymin));
+            let labels = fmt_ticks(&t, step);
+            (t, labels)
         };
-        let sx = |x: f64| LEFT + (x - xmin) / (xmax - xmin) * pw;
+        let (xt, x_tick_labels) = if self.kind == Kind::Line {
+            let (t, step) = nice_ticks(xmin, xmax, 6, int_x);
+            let t: Vec<f64> = t
+                .into_iter()
+                .filter(|t| *t >= xmin - 1e-9 && *t <= xmax + 1e-9)
+                .collect();
+            let labels = fmt_ticks(&t, step);
+            (t, labels)
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        let cats: Vec<String> = self
+            .categories
+            .iter()
+            .map(|c| shorten(c, MAX_NAME))
+            .collect();
+        let names: Vec<String> = self
+            .series
+            .iter()
+            .map(|s| shorten(&s.name, MAX_NAME))
+            .collect();
+        let l = self.layout(&y_labels, &cats, &names);
+        let (w, h, left, pw, ph) = (l.w, l.h, l.left, l.pw, l.ph);
+        let sx = |x: f64| left + (x - xmin) / (xmax - xmin) * pw;
         let sy = |y: f64| TOP + ph - (y - ymin) / (ymax - ymin) * ph;
 
         let mut o = String::new();
         o.push_str(&format!(
-            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"{H}\" viewBox=\"0 0 {W} {H}\" font-family=\"sans-serif\" font-size=\"12\">\n"
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w:.0}\" height=\"{h:.0}\" viewBox=\"0 0 {w:.0} {h:.0}\" font-family=\"sans-serif\" font-size=\"12\">\n"
         ));
         o.push_str(&format!(
-            "<rect width=\"{W}\" height=\"{H}\" fill=\"white\"/>\n"
+            "<rect width=\"{w:.0}\" height=\"{h:.0}\" fill=\"white\"/>\n"
         ));
         o.push_str(&format!(
-            "<text x=\"{}\" y=\"22\" text-anchor=\"middle\" font-size=\"15\" font-weight=\"bold\">{}</text>\n",
-            W / 2.0,
+            "<text x=\"{:.1}\" y=\"22\" text-anchor=\"middle\" font-size=\"15\" font-weight=\"bold\">{}</text>\n",
+            w / 2.0,
             esc(&self.title)
         ));
         // y grid and ticks
-        for t in &yt {
+        for (t, label) in yt.iter().zip(&y_labels) {
             let y = sy(*t);
-            let label = if self.log_y {
-                fmt_num(10f64.powf(*t))
-            } else {
-                fmt_num(*t)
-            };
             o.push_str(&format!(
-                "<line x1=\"{LEFT}\" x2=\"{}\" y1=\"{y:.1}\" y2=\"{y:.1}\" stroke=\"#ddd\"/>\n<text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>\n",
-                LEFT + pw,
-                LEFT - 6.0,
+                "<line x1=\"{left:.1}\" x2=\"{:.1}\" y1=\"{y:.1}\" y2=\"{y:.1}\" stroke=\"#ddd\"/>\n<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>\n",
+                left + pw,
+                left - 6.0,
                 y + 4.0,
                 label
             ));
         }
         // axes
         o.push_str(&format!(
-            "<line x1=\"{LEFT}\" x2=\"{LEFT}\" y1=\"{TOP}\" y2=\"{}\" stroke=\"black\"/>\n<line x1=\"{LEFT}\" x2=\"{}\" y1=\"{}\" y2=\"{}\" stroke=\"black\"/>\n",
+            "<line x1=\"{left:.1}\" x2=\"{left:.1}\" y1=\"{TOP}\" y2=\"{:.1}\" stroke=\"black\"/>\n<line x1=\"{left:.1}\" x2=\"{:.1}\" y1=\"{:.1}\" y2=\"{:.1}\" stroke=\"black\"/>\n",
             TOP + ph,
-            LEFT + pw,
+            left + pw,
             TOP + ph,
             TOP + ph
         ));
         // x ticks
         match self.kind {
             Kind::Bar => {
-                for (i, c) in self.categories.iter().enumerate() {
+                for (i, c) in cats.iter().enumerate() {
                     let x = sx(i as f64);
-                    o.push_str(&format!(
-                        "<text x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"end\" transform=\"rotate(-25 {x:.1} {:.1})\">{}</text>\n",
-                        TOP + ph + 16.0,
-                        TOP + ph + 16.0,
-                        esc(c)
-                    ));
+                    if l.angle > 0.0 {
+                        o.push_str(&format!(
+                            "<text x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"end\" transform=\"rotate(-{} {x:.1} {:.1})\">{}</text>\n",
+                            l.tick_y,
+                            l.angle,
+                            l.tick_y,
+                            esc(c)
+                        ));
+                    } else {
+                        o.push_str(&format!(
+                            "<text x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>\n",
+                            l.tick_y,
+                            esc(c)
+                        ));
+                    }
                 }
             }
             Kind::Line => {
-                for t in ticks(xmin, xmax, 6) {
-                    if t < xmin - 1e-9 || t > xmax + 1e-9 {
-                        continue;
-                    }
-                    let x = sx(t);
+                for (t, label) in xt.iter().zip(&x_tick_labels) {
+                    let x = sx(*t);
                     o.push_str(&format!(
-                        "<line x1=\"{x:.1}\" x2=\"{x:.1}\" y1=\"{}\" y2=\"{}\" stroke=\"black\"/>\n<text x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>\n",
+                        "<line x1=\"{x:.1}\" x2=\"{x:.1}\" y1=\"{:.1}\" y2=\"{:.1}\" stroke=\"black\"/>\n<text x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>\n",
                         TOP + ph,
                         TOP + ph + 5.0,
-                        TOP + ph + 18.0,
-                        fmt_num(t)
+                        l.tick_y,
+                        label
                     ));
                 }
             }
         }
-        // axis labels
+        // axis titles
         o.push_str(&format!(
-            "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n",
-            LEFT + pw / 2.0,
-            H - 12.0,
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>\n",
+            left + pw / 2.0,
+            l.x_title_y,
             esc(&self.x_label)
         ));
         o.push_str(&format!(
-            "<text x=\"18\" y=\"{}\" text-anchor=\"middle\" transform=\"rotate(-90 18 {})\">{}</text>\n",
+            "<text x=\"18\" y=\"{:.1}\" text-anchor=\"middle\" transform=\"rotate(-90 18 {:.1})\">{}</text>\n",
             TOP + ph / 2.0,
             TOP + ph / 2.0,
-            esc(&format!("{}{}", self.y_label, if self.log_y { " (log scale)" } else { "" }))
+            esc(&self.y_title())
         ));
         // data
         let n = self.series.len().max(1) as f64;
@@ -274,21 +468,20 @@ impl Chart {
                     }
                 }
             }
-            // legend
+            // the legend sits right of the plot, never over a series
             let ly = TOP + 10.0 + 20.0 * si as f64;
             o.push_str(&format!(
-                "<rect x=\"{}\" y=\"{:.1}\" width=\"12\" height=\"12\" fill=\"{color}\"/>\n<text x=\"{}\" y=\"{:.1}\">{}</text>\n",
-                LEFT + pw + 15.0,
-                ly,
-                LEFT + pw + 32.0,
+                "<rect x=\"{:.1}\" y=\"{ly:.1}\" width=\"12\" height=\"12\" fill=\"{color}\"/>\n<text x=\"{:.1}\" y=\"{:.1}\">{}</text>\n",
+                left + pw + 15.0,
+                left + pw + 32.0,
                 ly + 10.0,
-                esc(&s.name)
+                esc(&names[si])
             ));
         }
         if empty {
             o.push_str(&format!(
-                "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" fill=\"#888\">no data</text>\n",
-                LEFT + pw / 2.0,
+                "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" fill=\"#888\">no data</text>\n",
+                left + pw / 2.0,
                 TOP + ph / 2.0
             ));
         }
@@ -324,80 +517,5 @@ impl Chart {
 }
 
 #[cfg(test)]
-mod unit {
-    use super::*;
-
-    fn line() -> Chart {
-        Chart {
-            title: "size over time".into(),
-            kind: Kind::Line,
-            x_label: "seconds".into(),
-            y_label: "MB".into(),
-            categories: vec![],
-            series: vec![Series {
-                name: "heap".into(),
-                points: vec![(0.0, 10.0), (5.0, 30.0), (9.0, 12.5)],
-            }],
-            log_y: false,
-        }
-    }
-
-    #[test]
-    fn svg_has_axes_labels_and_data() {
-        let svg = line().svg();
-        assert!(svg.starts_with("<svg"));
-        assert!(svg.contains(">seconds</text>"));
-        assert!(svg.contains(">MB</text>"));
-        assert!(svg.contains("<polyline"));
-        assert_eq!(svg.matches("<circle").count(), 3);
-    }
-
-    #[test]
-    fn bar_chart_and_csv() {
-        let c = Chart {
-            title: "before/after".into(),
-            kind: Kind::Bar,
-            x_label: "index".into(),
-            y_label: "ms".into(),
-            categories: vec!["a_idx".into(), "b,idx".into()],
-            series: vec![
-                Series {
-                    name: "before".into(),
-                    points: vec![(0.0, 50.0), (1.0, 8.0)],
-                },
-                Series {
-                    name: "after".into(),
-                    points: vec![(0.0, 0.1), (1.0, 0.2)],
-                },
-            ],
-            log_y: true,
-        };
-        let svg = c.svg();
-        assert_eq!(svg.matches("<rect x=").count(), 4 + 2); // 4 bars + 2 legend swatches
-        assert!(svg.contains("(log scale)"));
-        let csv = c.csv();
-        assert!(csv.contains("before,a_idx,50"));
-        assert!(csv.contains("after,\"b,idx\",0.2"));
-    }
-
-    #[test]
-    fn empty_and_hostile_input_never_panics() {
-        let mut c = line();
-        c.series = vec![Series {
-            name: "<x>&".into(),
-            points: vec![(f64::NAN, f64::INFINITY)],
-        }];
-        let svg = c.svg();
-        assert!(svg.contains("no data"));
-        assert!(svg.contains("&lt;x&gt;&amp;"));
-        c.series.clear();
-        assert!(c.svg().contains("no data"));
-    }
-
-    #[test]
-    fn ticks_cover_range() {
-        let t = ticks(0.0, 97.0, 5);
-        assert!(t.first().copied().unwrap_or(1.0) <= 0.0);
-        assert!(t.last().copied().unwrap_or(0.0) >= 97.0);
-    }
-}
+#[path = "chart_tests.rs"]
+mod unit;

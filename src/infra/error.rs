@@ -21,6 +21,9 @@ pub enum CapstoneError {
     /// 42P01: no such relation.
     #[error("{0}")]
     UndefinedTable(String),
+    /// 42703: no such column.
+    #[error("{0}")]
+    UndefinedColumn(String),
     /// 3F000: no such schema.
     #[error("{0}")]
     UndefinedSchema(String),
@@ -100,7 +103,8 @@ impl Failure {
     /// Raise at ERROR. Never returns.
     pub fn raise(self) -> ! {
         ErrorReport::from(self).report(PgLogLevel::ERROR);
-        unreachable!("ERROR-level reports do not return")
+        // an ERROR-level report unwinds to PostgreSQL's error handler and never returns here
+        std::process::abort()
     }
 
     pub fn detail(mut self, detail: impl Into<String>) -> Self {
@@ -155,6 +159,7 @@ impl CapstoneError {
             CapstoneError::NullValue(_) => C::ERRCODE_NULL_VALUE_NOT_ALLOWED,
             CapstoneError::Syntax(_) => C::ERRCODE_SYNTAX_ERROR,
             CapstoneError::UndefinedTable(_) => C::ERRCODE_UNDEFINED_TABLE,
+            CapstoneError::UndefinedColumn(_) => C::ERRCODE_UNDEFINED_COLUMN,
             CapstoneError::UndefinedSchema(_) => C::ERRCODE_INVALID_SCHEMA_NAME,
             CapstoneError::UndefinedObject(_) => C::ERRCODE_UNDEFINED_OBJECT,
             CapstoneError::DuplicateObject(_) => C::ERRCODE_DUPLICATE_OBJECT,

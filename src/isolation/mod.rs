@@ -22,6 +22,7 @@ pub mod session;
 mod session_worker;
 pub mod shop;
 mod slots;
+pub mod verdict;
 
 use crate::infra::error::{required, CapstoneError, OrRaise};
 use pgrx::prelude::*;

@@ -167,7 +167,7 @@ fn finish(id: i64, state: &str, error: Option<String>) {
 /// One batch, with its progress, in one transaction.
 fn run_batch(id: i64, job: &Job, retries: i32, timeouts: i32) -> Batch {
     let first = job.last_key.is_none();
-    let (bound_sql, update_sql) = crate::migration::batch_sql(
+    let (bound_sql, update_sql) = super::batch::batch_sql(
         &job.rel,
         &job.keys,
         &job.set_clause,

@@ -56,42 +56,41 @@ mod tests {
     use pgrx::prelude::*;
 
     #[pg_test]
-    fn triage_has_seven_rows_and_runs_every_probe() {
-        let n = Spi::get_one::<i64>("SELECT count(*) FROM capstone.triage() WHERE status = 'ok'")
-            .unwrap();
+    fn triage_has_seven_rows_and_runs_every_probe() -> Result<(), pgrx::spi::Error> {
+        let n = Spi::get_one::<i64>("SELECT count(*) FROM capstone.triage() WHERE status = 'ok'")?;
         assert_eq!(n, Some(7));
+        Ok(())
     }
 
     #[pg_test]
-    fn missing_fk_index_is_found() {
+    fn missing_fk_index_is_found() -> Result<(), pgrx::spi::Error> {
         Spi::run(
             "CREATE TABLE t_parent (id int PRIMARY KEY);
              CREATE TABLE t_child (id int PRIMARY KEY, parent_id int REFERENCES t_parent);",
-        )
-        .unwrap();
+        )?;
         let (sev, fix) = Spi::get_two::<String, String>(
             "SELECT severity, first_fix FROM capstone.triage() WHERE mode = 'schema'",
-        )
-        .unwrap();
+        )?;
         assert_eq!(sev.as_deref(), Some("warn"));
         assert_eq!(
             fix.as_deref(),
             Some("CREATE INDEX CONCURRENTLY ON public.t_child (parent_id);")
         );
+        Ok(())
     }
 
     #[pg_test]
-    fn prepared_transaction_is_named_in_bloat_row() {
+    fn prepared_transaction_is_named_in_bloat_row() -> Result<(), pgrx::spi::Error> {
         // the probe reads pg_prepared_xacts; a statement timeout of 10 ms must not break it
         let status = Spi::get_one::<String>(
             "SELECT status FROM capstone.triage(probe_timeout_ms => 10) WHERE mode = 'bloat'",
-        )
-        .unwrap();
+        )?;
         assert!(matches!(status.as_deref(), Some("ok") | Some("timeout")));
+        Ok(())
     }
 
     #[pg_test(error = "probe_timeout_ms must be between 10 and 60000 (got 0)")]
-    fn bad_timeout() {
-        Spi::run("SELECT * FROM capstone.triage(0)").unwrap();
+    fn bad_timeout() -> Result<(), pgrx::spi::Error> {
+        Spi::run("SELECT * FROM capstone.triage(0)")
     }
 }
