@@ -181,7 +181,7 @@ pub fn refuse(l: &Located) -> Failure {
     ))
     .with(
         format!(
-            "{} Lock held for {est} ({} bytes); it blocks {}.",
+            "{}. Lock held for {est} ({} bytes); it blocks {}.",
             f.finding,
             f.table_bytes.unwrap_or(0),
             f.lock.blocks()

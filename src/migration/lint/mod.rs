@@ -54,7 +54,8 @@ fn trimmed(text: &str) -> (usize, &str) {
 
 /// Lint `migration`; an empty migration (nothing but blanks, comments and semicolons) is 22023.
 pub fn findings(migration: &str, settings: Settings) -> Result<Vec<Located>> {
-    let pieces = split::pieces(migration);
+    // types and names resolve as the migration will resolve them: on the caller's path
+    let pieces = crate::infra::search_path::as_caller(|| split::pieces(migration));
     let pieces: Vec<_> = pieces
         .into_iter()
         .filter(|p| {
@@ -154,7 +155,8 @@ type Row = (
 
 // pgrx needs each result row spelled out as a name!() tuple in the signature
 #[allow(clippy::type_complexity)]
-#[pg_extern(stable, parallel_safe)]
+// parallel unsafe: each statement is analyzed in a subtransaction, which parallel mode forbids
+#[pg_extern(stable, parallel_unsafe)]
 fn lint_migration(
     migration: &str,
     small_table_bytes: default!(i64, 10485760),
@@ -179,7 +181,8 @@ fn lint_migration(
 > {
     let small = check_range("small_table_bytes", small_table_bytes, 0, i64::MAX);
     let mb_s = check_range("throughput_mb_s", throughput_mb_s, 0.001, 1.0e9);
-    let rows: Vec<Row> = findings(migration, settings(small, mb_s))
+    let found = crate::infra::search_path::guarded(|| findings(migration, settings(small, mb_s)));
+    let rows: Vec<Row> = found
         .or_raise()
         .into_iter()
         .map(|l| {
