@@ -72,7 +72,9 @@ SELECT c.oid AS oid, c.relfilenode AS rfn, pg_stat_get_xact_numscans(c.oid) AS s
   FROM pg_class c WHERE c.oid = '$t'::regclass \gset
 $sql;
 \if :ERROR
-\echo $id	:LAST_ERROR_SQLSTATE	f	f	0	f	f	:heap
+\set err :LAST_ERROR_SQLSTATE
+ROLLBACK;
+SELECT $id, :'err', false, false, 0, false, false, :heap;
 \else
 SELECT $id, '',
        coalesce((SELECT relfilenode FROM pg_class WHERE oid = :oid), 0) <> :rfn,
@@ -81,7 +83,9 @@ SELECT $id, '',
                     AND relation IN (:oid, 'lint_ref'::regclass)), 0),
        to_regclass('$t') IS NULL OR NOT ((:'cols0')::text[] <@ coalesce((SELECT array_agg(attname::text) FROM pg_attribute
                     WHERE attrelid = :oid AND attnum > 0 AND NOT attisdropped), '{}')),
-       to_regclass('$t') IS NOT NULL AND :heap > 0 AND NOT EXISTS (SELECT FROM $t),
+       -- rows removed: a new, empty file under the same name (TRUNCATE)
+       to_regclass('$t') IS NOT NULL AND :heap > 0
+         AND coalesce((SELECT relfilenode FROM pg_class WHERE oid = :oid), 0) <> :rfn AND pg_relation_size(to_regclass('$t')) = 0,
        :heap;
 \endif
 ROLLBACK;

@@ -453,10 +453,17 @@ impl<'f, F: Facts> Linter<'f, F> {
                     if self.is_new(t) {
                         continue;
                     }
+                    let empty = self.facts.table(t);
                     let (rule, sev, what) = if *cascade {
                         ("ban-truncate-cascade", "high", "TRUNCATE ... CASCADE also empties every table with a foreign key to it")
                     } else {
                         ("ban-truncate", "medium", "TRUNCATE removes every row under ACCESS EXCLUSIVE")
+                    };
+                    // an empty table loses nothing (unless CASCADE reaches others)
+                    let (sev, note) = if empty.exists && empty.empty() && !cascade {
+                        ("low", " (lowered: the table is empty now)")
+                    } else {
+                        (sev, "")
                     };
                     out.push(self.hazard(
                         rule,
@@ -465,7 +472,7 @@ impl<'f, F: Facts> Linter<'f, F> {
                         Effect::None,
                         t,
                         None,
-                        format!("{what} ({})", t.sql()),
+                        format!("{what} ({}){note}", t.sql()),
                         format!("DELETE in key batches (capstone.backfill_start cannot delete; loop DELETE ... WHERE id IN (SELECT id FROM {} LIMIT 10000))", t.sql()),
                     ));
                     exclusive_on.push(t.clone());
