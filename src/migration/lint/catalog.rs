@@ -148,6 +148,8 @@ impl Facts for Catalog {
                                      AND NOT n.convalidated AND a.attnum OPERATOR(pg_catalog.=) ANY (n.conkey)),
                                 EXISTS (SELECT FROM pg_catalog.pg_index i WHERE i.indrelid OPERATOR(pg_catalog.=) a.attrelid
                                          AND a.attnum OPERATOR(pg_catalog.=) ANY (i.indkey::pg_catalog.int2[])),
+                                EXISTS (SELECT FROM pg_catalog.pg_constraint q WHERE q.conrelid OPERATOR(pg_catalog.=) a.attrelid
+                                         AND q.contype OPERATOR(pg_catalog.=) 'c' AND a.attnum OPERATOR(pg_catalog.=) ANY (q.conkey)),
                                 ARRAY(SELECT k.conbin::pg_catalog.text FROM pg_catalog.pg_constraint k
                                        WHERE k.conrelid OPERATOR(pg_catalog.=) a.attrelid AND k.contype OPERATOR(pg_catalog.=) 'c'
                                          AND k.convalidated AND k.conbin IS NOT NULL)
@@ -166,7 +168,8 @@ impl Facts for Catalog {
                     let attnum: Option<i16> = row.get(3)?;
                     let nn: Option<bool> = row.get(4)?;
                     let indexed: Option<bool> = row.get(5)?;
-                    let checks: Option<Vec<String>> = row.get(6)?;
+                    let in_check: Option<bool> = row.get(6)?;
+                    let checks: Option<Vec<String>> = row.get(7)?;
                     let attnum = attnum.unwrap_or(0);
                     // SAFETY: conbin is a stored expression tree read back with stringToNode
                     let checked = checks
@@ -180,6 +183,7 @@ impl Facts for Catalog {
                         not_null: nn.unwrap_or(false),
                         checked_not_null: checked,
                         indexed: indexed.unwrap_or(false),
+                        in_check: in_check.unwrap_or(false),
                     }))
                 })
                 .ok()
@@ -229,6 +233,44 @@ impl Facts for Catalog {
     fn coercible(&mut self, from: u32, to: u32) -> bool {
         // SAFETY: a syscache lookup of pg_cast; raises nothing for unknown oids
         unsafe { pg_sys::IsBinaryCoercible(pg_sys::Oid::from(from), pg_sys::Oid::from(to)) }
+    }
+
+    fn misfits(&mut self, t: &Name, col: &str, ty: &TypeSpec) -> Option<i64> {
+        let oid = self.oid(t)?;
+        if ty.oid == 0 {
+            return None;
+        }
+        // the relation as a qualified name and the type as format_type prints it: no text
+        // from the migration goes into the query but the column, quoted
+        let rel = Spi::get_one_with_args::<String>(
+            "SELECT $1::pg_catalog.regclass::pg_catalog.text",
+            &[pg_sys::Oid::from(oid).into()],
+        )
+        .ok()
+        .flatten()?;
+        let c = pgrx::spi::quote_identifier(col);
+        let sql = format!(
+            "SELECT pg_catalog.count(*) FROM {rel} WHERE ({c})::{} IS DISTINCT FROM {c}",
+            ty.display
+        );
+        // read as the caller, in a subtransaction: no privilege or a failing cast is "unknown"
+        crate::infra::subxact::run(crate::infra::subxact::Outcome::Rollback, || {
+            crate::infra::search_path::pinned(|| Spi::get_one::<i64>(&sql))
+        })
+        .ok()
+        .and_then(|r| r.ok())
+        .flatten()
+    }
+
+    fn category(&mut self, oid: u32) -> char {
+        Spi::get_one_with_args::<String>(
+            "SELECT t.typcategory::pg_catalog.text FROM pg_catalog.pg_type t WHERE t.oid OPERATOR(pg_catalog.=) $1",
+            &[pg_sys::Oid::from(oid).into()],
+        )
+        .ok()
+        .flatten()
+        .and_then(|s| s.chars().next())
+        .unwrap_or('X')
     }
 
     fn index_table(&mut self, index: &Name) -> Option<Name> {

@@ -284,6 +284,8 @@ pub struct ColumnFacts {
     /// a validated CHECK proves `col IS NOT NULL`
     pub checked_not_null: bool,
     pub indexed: bool,
+    /// the column is referenced by a CHECK constraint
+    pub in_check: bool,
 }
 
 /// Catalog facts about one table (all zero when it does not exist).

@@ -18,6 +18,11 @@ pub trait Facts {
     fn coercible(&mut self, from: u32, to: u32) -> bool;
     /// the table an index is on
     fn index_table(&mut self, index: &Name) -> Option<Name>;
+    /// pg_type.typcategory of a type ('N' numeric, 'S' string, ...)
+    fn category(&mut self, oid: u32) -> char;
+    /// how many non-NULL values of the column change when cast to the type (None: unknown);
+    /// asked only for tables below the small-table threshold, where reading them is cheap
+    fn misfits(&mut self, t: &Name, col: &str, ty: &TypeSpec) -> Option<i64>;
 }
 
 /// The linter over one migration: feed it the statements in order.

@@ -56,6 +56,25 @@ fn same_type_no_rewrite(oid: u32, old: i32, new: i32) -> bool {
     }
 }
 
+/// Can the change fail on existing values (a shorter length, fewer integer digits)?
+pub fn narrows(old_oid: u32, old_typmod: i32, new_oid: u32, new_typmod: i32) -> bool {
+    if new_typmod < 0 {
+        return false;
+    }
+    match (old_oid, new_oid) {
+        (VARCHAR, VARCHAR) | (VARBIT, VARBIT) | (BPCHAR, BPCHAR) => {
+            old_typmod < 0 || new_typmod < old_typmod
+        }
+        (TEXT, VARCHAR) | (TEXT, BPCHAR) | (VARCHAR, BPCHAR) | (BPCHAR, VARCHAR) => true,
+        (NUMERIC, NUMERIC) => match (numeric_ps(old_typmod), numeric_ps(new_typmod)) {
+            (Some((p0, s0)), Some((p1, s1))) => p1 - s1 < p0 - s0,
+            (None, Some(_)) => true,
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
 /// The verdict on a type change: does it rewrite, and why (for the finding text).
 pub fn type_change(
     old_oid: u32,
@@ -171,6 +190,16 @@ mod unit {
         assert!(type_change(NUMERIC, num(10, 2), NUMERIC, num(8, 2), false, false, false).0);
         assert!(!type_change(NUMERIC, num(10, 2), NUMERIC, -1, false, false, false).0);
         assert!(type_change(NUMERIC, -1, NUMERIC, num(10, 2), false, false, false).0);
+    }
+
+    #[test]
+    fn narrowing_can_fail() {
+        assert!(narrows(VARCHAR, vc(10), VARCHAR, vc(5)));
+        assert!(!narrows(VARCHAR, vc(10), VARCHAR, vc(20)));
+        assert!(narrows(TEXT, -1, VARCHAR, vc(100)));
+        assert!(!narrows(NUMERIC, num(10, 2), NUMERIC, num(12, 4)));
+        assert!(narrows(NUMERIC, num(10, 2), NUMERIC, num(10, 4)));
+        assert!(!narrows(INT4, -1, INT8, -1));
     }
 
     #[test]

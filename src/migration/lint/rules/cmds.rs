@@ -135,6 +135,60 @@ impl<F: Facts> Linter<'_, F> {
                         self.settings.utc,
                     )
                 };
+                let tf = self.facts.table(table);
+                let rows = tf.exists && !tf.empty();
+                if cf.exists && rows && types::narrows(cf.type_oid, cf.typmod, ty.oid, ty.typmod) {
+                    // not lowered for small tables: the statement fails, whatever the size;
+                    // a small table's values are read to know
+                    let misfits = if tf.heap_bytes < self.settings.small_table_bytes {
+                        self.facts.misfits(table, col, ty)
+                    } else {
+                        None
+                    };
+                    let (severity, what) = match misfits {
+                        Some(0) => ("", String::new()),
+                        Some(n) => (
+                            "error",
+                            format!("it fails (22001/22003): {n} existing values do not fit"),
+                        ),
+                        None => (
+                            "medium",
+                            "it fails (22001/22003) if any existing value does not fit".to_string(),
+                        ),
+                    };
+                    if !severity.is_empty() {
+                        out.push(Finding {
+                        rule: "changing-column-type",
+                        severity,
+                        lock: Lock::AccessExclusive,
+                        effect: Effect::None,
+                        table: t.clone(),
+                        table_bytes: Some(tf.heap_bytes),
+                        estimated_ms: None,
+                        finding: format!("ALTER COLUMN {c} TYPE {} narrows the type: {what}", ty.display),
+                        safe_alternative: format!("check first: SELECT count(*) FROM {t} WHERE {c}::{} IS DISTINCT FROM {c}; -- or a CHECK NOT VALID + VALIDATE for the new limit", ty.display),
+                    });
+                    }
+                }
+                if cf.exists && cf.in_check && ty.oid != 0 && cf.type_oid != ty.oid {
+                    let (a, b) = (
+                        self.facts.category(cf.type_oid),
+                        self.facts.category(ty.oid),
+                    );
+                    if a != b {
+                        out.push(Finding {
+                            rule: "changing-column-type",
+                            severity: "medium",
+                            lock: Lock::AccessExclusive,
+                            effect: Effect::None,
+                            table: t.clone(),
+                            table_bytes: Some(tf.heap_bytes),
+                            estimated_ms: None,
+                            finding: format!("{t}.{c} is used by a CHECK constraint, which is re-applied to the new type {} (another type category): its operators may not exist for it (42883)", ty.display),
+                            safe_alternative: "drop or rewrite the CHECK for the new type in the same migration, before the type change".into(),
+                        });
+                    }
+                }
                 if rewrite {
                     let idx = if cf.indexed {
                         " and its indexes rebuilt"

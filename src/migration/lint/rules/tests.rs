@@ -30,6 +30,7 @@ impl Facts for Fake {
             not_null: false,
             checked_not_null: self.checked,
             indexed: false,
+            in_check: false,
         }
     }
     fn volatile(&mut self, _e: &Expr) -> bool {
@@ -40,6 +41,16 @@ impl Facts for Fake {
     }
     fn index_table(&mut self, _i: &Name) -> Option<Name> {
         Some(t())
+    }
+    fn misfits(&mut self, _t: &Name, _c: &str, _ty: &TypeSpec) -> Option<i64> {
+        None
+    }
+    fn category(&mut self, oid: u32) -> char {
+        if oid == types::TEXT || oid == types::VARCHAR {
+            'S'
+        } else {
+            'N'
+        }
     }
 }
 
@@ -255,4 +266,49 @@ fn type_change_uses_the_catalog() {
         rules(&mut f, &[timeout(), to(types::INT8, -1)]),
         vec![("changing-column-type", "high")]
     );
+}
+
+#[test]
+fn pg18_offers_not_null_not_valid() {
+    let mut f = Fake {
+        bytes: 1 << 30,
+        ..Default::default()
+    };
+    let alt = |f: &mut Fake, major: u32| {
+        let mut l = Linter::new(
+            f,
+            Settings {
+                pg_major: major,
+                ..Settings::default()
+            },
+        );
+        l.statement(&alter(Cmd::SetNotNull { col: "c".into() }))
+            .into_iter()
+            .find(|x| x.rule == "adding-not-nullable-field")
+            .map(|x| x.safe_alternative)
+            .unwrap_or_default()
+    };
+    assert!(alt(&mut f, 18).contains("NOT NULL c NOT VALID"));
+    assert!(alt(&mut f, 17).contains("CHECK (c IS NOT NULL) NOT VALID"));
+}
+
+#[test]
+fn estimate_follows_size_and_throughput() {
+    let mut f = Fake {
+        bytes: 100 << 20,
+        volatile: true,
+        ..Default::default()
+    };
+    let mut l = Linter::new(&mut f, Settings::default());
+    let e = Some(Expr {
+        text: "random()".into(),
+        ..Default::default()
+    });
+    let found = l.statement(&add_col(e));
+    let rewrite = found
+        .iter()
+        .find(|x| x.rule == "adding-field-with-default")
+        .and_then(|x| x.estimated_ms);
+    // a rewrite writes the total size (the fake's is twice the heap): 200 MB at 100 MB/s
+    assert_eq!(rewrite.map(|m| m.round()), Some(2000.0));
 }
