@@ -194,6 +194,54 @@ ALTER FUNCTION capstone.bloat_report(text, regclass, bigint, text) SET search_pa
 COMMENT ON FUNCTION capstone.bloat_report(text, regclass, bigint, text) IS
   'One row per table, materialized view, TOAST table and btree index (in schema_name, or of rel), the most reclaimable bytes first, capstone''s own schemas only when named: total_bytes, est_bloat_bytes/est_bloat_pct (free plus dead space beyond the fillfactor reserve, as pgstattuple counts it; 1 decimal), both sizes as pg_size_pretty, live and dead tuples, last vacuums, removable (could VACUUM remove the dead tuples now, judged by PostgreSQL''s own HeapTupleSatisfiesVacuum against the current xmin horizon on the pages read) and method. mode fast (default) reads statistics plus capstone.bloat_sample_pages sampled pages per relation; approx reads the heap pages the visibility map does not cover and btree indexes in full; exact uses pgstattuple/pgstatindex. Rows with less than min_bytes of bloat are left out.';
 
+-- migration lint: capstone.lint_migration (read-only, PUBLIC may run it; it resolves the
+-- migration's names on the caller's search_path, so it pins its own path like safe_ddl),
+-- and safe_ddl linted first: new parameters allow and dry_run
+CREATE  FUNCTION "lint_migration"(
+	"migration" TEXT, /* & str */
+	"small_table_bytes" bigint DEFAULT 10485760, /* i64 */
+	"throughput_mb_s" double precision DEFAULT 100.0 /* f64 */
+) RETURNS TABLE (
+	"statement_no" INT,  /* i32 */
+	"line" INT,  /* i32 */
+	"rule" TEXT,  /* String */
+	"severity" TEXT,  /* String */
+	"lock_mode" TEXT,  /* String */
+	"blocks" TEXT,  /* String */
+	"effect" TEXT,  /* String */
+	"table_name" TEXT,  /* String */
+	"table_bytes" bigint,  /* Option < i64 > */
+	"estimated_ms" double precision,  /* Option < f64 > */
+	"finding" TEXT,  /* String */
+	"safe_alternative" TEXT,  /* String */
+	"statement" TEXT  /* String */
+)
+STRICT STABLE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'lint_migration_wrapper';
+COMMENT ON FUNCTION capstone.lint_migration(text, bigint, double precision) IS
+  'Lints a migration without running it: splits it with PostgreSQL''s parser and scanner, walks each statement''s parse tree and grades it with the live catalog (volatility, validated checks, binary-coercible casts, table sizes). One row per finding: statement number, line, rule, severity, the lock taken and what it blocks, rewrite/scan/none, the table and its size, the estimated lock time at throughput_mb_s, the finding and the safe alternative as SQL. Tracks BEGIN/COMMIT and SET/RESET lock_timeout; tables created earlier in the migration are exempt; tables below small_table_bytes get a lower severity. A statement that does not parse gets its own 42601 row. Read-only; PUBLIC may run it.';
+DROP FUNCTION capstone.safe_ddl(text, interval, integer);
+CREATE  FUNCTION "safe_ddl"(
+	"ddl" TEXT, /* Option < String > */
+	"lock_timeout" interval DEFAULT '500ms', /* Option < Interval > */
+	"max_retries" INT DEFAULT 10, /* Option < i32 > */
+	"allow" TEXT[] DEFAULT ARRAY[]::text[], /* :: std :: option :: Option < Vec < String > > */
+	"dry_run" bool DEFAULT false /* Option < bool > */
+) RETURNS TABLE (
+	"attempt" INT,  /* i32 */
+	"waited_ms" double precision,  /* f64 */
+	"outcome" TEXT,  /* String */
+	"risk" TEXT,  /* String */
+	"warnings" TEXT[]  /* Vec < String > */
+)
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'safe_ddl_wrapper';
+REVOKE ALL ON FUNCTION capstone.safe_ddl(text, interval, integer, text[], boolean) FROM PUBLIC;
+COMMENT ON FUNCTION capstone.safe_ddl(text, interval, integer, text[], boolean) IS
+  'Runs one DDL statement under lock_timeout with exponential backoff and jitter, logging every attempt in capstone.ddl_attempts, so it never queues behind a lock while blocking everyone behind it. The statement is linted first (capstone.lint_migration): its findings are the warnings, and a rewrite or full scan under a write-blocking lock on a table of 10 MB or more is refused (55000, with the finding and the safe alternative) unless allow names it (''rewrite'', ''scan''). dry_run => true returns the findings without running anything.';
+
 -- index advice from the workload: index_advice (PUBLIC revoked: plans the caller's statements and writes evidence), index_drop_advice (PUBLIC: reads what the caller may see), index_prove (PUBLIC revoked: builds an index)
 CREATE  FUNCTION "index_advice"(
 	"min_calls" bigint DEFAULT 1, /* Option < i64 > */

@@ -80,7 +80,7 @@ REVOKE ALL ON FUNCTION capstone.backfill_start(regclass, text, text, integer, in
 REVOKE ALL ON FUNCTION capstone.backfill_pause(bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION capstone.backfill_resume(bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION capstone.backfill_cancel(bigint) FROM PUBLIC;
-REVOKE ALL ON FUNCTION capstone.safe_ddl(text, interval, integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION capstone.safe_ddl(text, interval, integer, text[], boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION capstone.lock_watch(interval, interval, text) FROM PUBLIC;
 COMMENT ON FUNCTION capstone.backfill_start(regclass, text, text, integer, interval, interval, integer) IS
   'Queues UPDATE rel SET set_clause WHERE where_clause as a backfill job: keyset batches over the primary key (or a unique NOT NULL integer key), one transaction each under lock_timeout, retried with backoff on 55P03, run by a background worker as the calling role. Validated now under your privileges. Returns the job id.';
@@ -88,8 +88,8 @@ COMMENT ON FUNCTION capstone.backfill_status(bigint) IS 'Progress of your backfi
 COMMENT ON FUNCTION capstone.backfill_pause(bigint) IS 'Pauses a job after its current batch; backfill_resume continues from the last committed batch.';
 COMMENT ON FUNCTION capstone.backfill_resume(bigint) IS 'Resumes a paused or failed job from its last committed batch.';
 COMMENT ON FUNCTION capstone.backfill_cancel(bigint) IS 'Cancels a job after its current batch; committed batches stay applied.';
-COMMENT ON FUNCTION capstone.safe_ddl(text, interval, integer) IS
-  'Runs one DDL statement under lock_timeout with exponential backoff and jitter, logging every attempt in capstone.ddl_attempts, so it never queues behind a lock while blocking everyone behind it. Warns about dangerous forms and grades the risk with the live table size.';
+COMMENT ON FUNCTION capstone.safe_ddl(text, interval, integer, text[], boolean) IS
+  'Runs one DDL statement under lock_timeout with exponential backoff and jitter, logging every attempt in capstone.ddl_attempts, so it never queues behind a lock while blocking everyone behind it. The statement is linted first (capstone.lint_migration): its findings are the warnings, and a rewrite or full scan under a write-blocking lock on a table of 10 MB or more is refused (55000, with the finding and the safe alternative) unless allow names it (''rewrite'', ''scan''). dry_run => true returns the findings without running anything.';
 COMMENT ON FUNCTION capstone.lock_snapshot() IS 'Locks held and awaited now, with blocking pids and how many sessions queue behind each holder.';
 COMMENT ON FUNCTION capstone.lock_watch(interval, interval, text) IS 'Samples lock_snapshot every `every` for `duration` and stores the samples (and a chart) as migration evidence.';
 
@@ -138,6 +138,9 @@ COMMENT ON FUNCTION capstone.hypo_hide(regclass) IS
 COMMENT ON FUNCTION capstone.hypo_unhide(regclass) IS
   'Undoes hypo_hide; false when the index was not hidden.';
 
+COMMENT ON FUNCTION capstone.lint_migration(text, bigint, double precision) IS
+  'Lints a migration without running it: splits it with PostgreSQL''s parser and scanner, walks each statement''s parse tree and grades it with the live catalog (volatility, validated checks, binary-coercible casts, table sizes). One row per finding: statement number, line, rule, severity, the lock taken and what it blocks, rewrite/scan/none, the table and its size, the estimated lock time at throughput_mb_s, the finding and the safe alternative as SQL. Tracks BEGIN/COMMIT and SET/RESET lock_timeout; tables created earlier in the migration are exempt; tables below small_table_bytes get a lower severity. A statement that does not parse gets its own 42601 row. Read-only; PUBLIC may run it.';
+
 -- index advice from the workload
 COMMENT ON FUNCTION capstone.index_advice(bigint, double precision, integer) IS
   'Indexes worth adding for the caller''s workload in pg_stat_statements (its own statements; every role''s for a superuser): candidates from each statement''s WHERE/JOIN conditions, ORDER BY and GROUP BY (single, multi-column with equality keys first, covering, partial), costed as hypothetical indexes on the generic plans; an index is kept when the weighted cost (cost x calls) of the statements it serves drops by at least min_savings_pct, a small set is chosen greedily, and candidates an existing index prefix serves are skipped. Each row is stored as evidence; prove one with capstone.index_prove(advice_id).';
@@ -162,7 +165,7 @@ BEGIN
     SELECT p.oid::regprocedure
       FROM pg_catalog.pg_proc p
      WHERE p.pronamespace = 'capstone'::regnamespace
-       AND NOT (p.proname IN ('explain', 'plan_gate', 'plan_gate_json', 'assert_plans', 'safe_ddl', 'backfill_start', 'hypo_index', 'index_advice', 'index_drop_advice', 'index_prove')
+       AND NOT (p.proname IN ('explain', 'plan_gate', 'plan_gate_json', 'assert_plans', 'safe_ddl', 'backfill_start', 'hypo_index', 'lint_migration', 'index_advice', 'index_drop_advice', 'index_prove')
                 OR (p.proname IN ('estimate_gap', 'explain_diff') AND p.proargtypes[0] = 'pg_catalog.text'::pg_catalog.regtype))
      ORDER BY p.oid
   LOOP

@@ -38,6 +38,48 @@ trap 'kill $PGB $PGB_OLD $HOLDER 2>/dev/null; wait 2>/dev/null' EXIT
 WATCH=$!
 sleep 1
 
+say "0. lint: the whole runbook's DDL through capstone.lint_migration (PostgreSQL's parser, the live catalog), before any of it runs"
+RUNBOOK=$(cat <<'MIG'
+SET lock_timeout = '200ms';  -- what safe_ddl sets for every statement below
+ALTER TABLE shop.customers ADD COLUMN first_name text, ADD COLUMN last_name text;
+CREATE TRIGGER customers_name_sync BEFORE INSERT OR UPDATE ON shop.customers FOR EACH ROW EXECUTE FUNCTION shop.customers_name_sync();
+ALTER TABLE shop.customers ADD CONSTRAINT customers_first_name_nn CHECK (first_name IS NOT NULL) NOT VALID;
+ALTER TABLE shop.customers ADD CONSTRAINT customers_last_name_nn CHECK (last_name IS NOT NULL) NOT VALID;
+ALTER TABLE shop.customers VALIDATE CONSTRAINT customers_first_name_nn;
+ALTER TABLE shop.customers VALIDATE CONSTRAINT customers_last_name_nn;
+ALTER TABLE shop.customers ALTER COLUMN first_name SET NOT NULL;
+ALTER TABLE shop.customers ALTER COLUMN last_name SET NOT NULL;
+DROP TRIGGER customers_name_sync ON shop.customers;
+ALTER TABLE shop.customers DROP CONSTRAINT customers_first_name_nn;
+ALTER TABLE shop.customers DROP CONSTRAINT customers_last_name_nn;
+ALTER TABLE shop.customers DROP COLUMN full_name;
+MIG
+)
+"${P[@]}" -v m="$RUNBOOK" <<'SQL'
+SELECT statement_no AS n, rule, severity, lock_mode, effect, table_name, left(finding, 90) AS finding
+  FROM capstone.lint_migration(:'m') ORDER BY statement_no;
+-- the gate: nothing safe_ddl would refuse (a rewrite or scan under a write-blocking lock on a
+-- table of 10 MB or more) and nothing that fails; what is left (dropping full_name) is the
+-- contract step the runbook only takes after every reader and writer switched
+INSERT INTO capstone.evidence (gate, label, payload)
+SELECT 'migration', 'lint: expand-contract runbook',
+       jsonb_build_object(
+         'summary', format('%s statements linted: %s findings (%s), %s that safe_ddl would refuse, %s errors',
+                           (SELECT max(statement_no) FROM capstone.lint_migration(:'m')), count(*),
+                           coalesce(string_agg(DISTINCT rule, ', '), 'none'),
+                           count(*) FILTER (WHERE effect IN ('rewrite', 'scan') AND lock_mode IN ('SHARE', 'SHARE ROW EXCLUSIVE', 'ACCESS EXCLUSIVE')
+                                              AND table_bytes >= 10485760),
+                           count(*) FILTER (WHERE severity = 'error')),
+         'passed', count(*) FILTER (WHERE (effect IN ('rewrite', 'scan') AND lock_mode IN ('SHARE', 'SHARE ROW EXCLUSIVE', 'ACCESS EXCLUSIVE')
+                                           AND table_bytes >= 10485760) OR severity = 'error') = 0,
+         'verdict', CASE WHEN count(*) FILTER (WHERE (effect IN ('rewrite', 'scan') AND lock_mode IN ('SHARE', 'SHARE ROW EXCLUSIVE', 'ACCESS EXCLUSIVE')
+                                           AND table_bytes >= 10485760) OR severity = 'error') = 0
+                         THEN 'PASS: no step rewrites or scans shop.customers under a write-blocking lock, none fails'
+                         ELSE 'FAIL: a step rewrites or scans under a write-blocking lock, or fails' END)
+  FROM capstone.lint_migration(:'m')
+RETURNING payload->>'verdict' AS lint_gate, payload->>'summary' AS summary;
+SQL
+
 say "1. expand: new nullable columns, no rewrite (ACCESS EXCLUSIVE for milliseconds, under lock_timeout)"
 "${P[@]}" -c "SELECT attempt, waited_ms, outcome FROM capstone.safe_ddl('ALTER TABLE shop.customers ADD COLUMN first_name text, ADD COLUMN last_name text', lock_timeout => '200ms', max_retries => 30)"
 

@@ -71,6 +71,9 @@ SELECT capstone.assert_plans();
 -- safe_ddl, and its log: the role's own attempt, as the role
 SELECT attempt, outcome FROM capstone.safe_ddl('ALTER TABLE public.app_t ADD COLUMN w int');
 SELECT role_name = current_user AS mine, ddl, sqlstate FROM capstone.ddl_attempts;
+-- the linter needs no grant: it reads the catalog and runs nothing; safe_ddl's dry run neither runs
+SELECT rule, severity, effect FROM capstone.lint_migration('ALTER TABLE public.app_t ADD COLUMN v float8 DEFAULT random(); ALTER TABLE public.app_t RENAME TO app_u') ORDER BY statement_no, rule;
+SELECT attempt, outcome FROM capstone.safe_ddl('ALTER TABLE public.app_t ADD COLUMN v float8 DEFAULT random()', dry_run => true);
 
 -- a backfill to done, pause / resume / cancel of a second one
 SELECT capstone.backfill_start('public.app_t', 'w = id % 10', batch_size => 2000) AS job \gset

@@ -116,7 +116,10 @@ SELECT * FROM capstone.safe_ddl('ALTER TABLE mig ADD COLUMN d int', lock_timeout
 \set VERBOSITY default
 SELECT dblink_exec('holder', 'ROLLBACK');
 -- dangerous forms are named, with the safe form
-SELECT attempt, outcome, split_part(risk, '(', 1) AS risk, warnings FROM capstone.safe_ddl('CREATE INDEX mig_a_idx ON mig (a)');
+SET client_min_messages = error;
+SELECT attempt, outcome, split_part(risk, '(', 1) AS risk, split_part(warnings[1], ' (', 1) AS warning, warnings[1] LIKE '%safe: CREATE INDEX CONCURRENTLY%' AS names_safe_form
+  FROM capstone.safe_ddl('CREATE INDEX mig_a_idx ON mig (a)');
+SET client_min_messages = warning;
 SELECT attempt, outcome, cardinality(warnings) AS warnings FROM capstone.safe_ddl('ALTER TABLE mig ADD CONSTRAINT mig_b_check CHECK (b IS NOT NULL) NOT VALID');
 SELECT * FROM capstone.safe_ddl('ALTER TABLE mig ADD COLUMN e int; DROP TABLE mig');
 \echo :LAST_ERROR_SQLSTATE
@@ -124,6 +127,56 @@ SELECT * FROM capstone.safe_ddl('SELECT 1');
 \echo :LAST_ERROR_SQLSTATE
 SELECT * FROM capstone.safe_ddl(NULL);
 \echo :LAST_ERROR_SQLSTATE
+-- the migration linter: PostgreSQL's parser and the live catalog, nothing executed
+CREATE TABLE lint_big (id int PRIMARY KEY, c int, d int, v varchar(10), n numeric(10,2), ts timestamp);
+INSERT INTO lint_big SELECT g, g, g, 'x', g, now() FROM generate_series(1, 200000) g;
+ALTER TABLE lint_big ADD CONSTRAINT lint_big_c_nn CHECK (c IS NOT NULL);
+CREATE TABLE lint_small (id bigint PRIMARY KEY, c int);
+CREATE TABLE lint_ref (id int PRIMARY KEY);
+INSERT INTO lint_ref SELECT g FROM generate_series(1, 100) g;
+ANALYZE lint_big, lint_small, lint_ref;
+SELECT statement_no AS n, line, rule, severity, lock_mode, blocks, effect, table_name,
+       table_bytes > 0 AS sized, estimated_ms > 0 AS estimated, left(finding, 70) AS finding
+  FROM capstone.lint_migration($m$
+SET lock_timeout = '2s';
+ALTER TABLE lint_big ALTER COLUMN c SET NOT NULL;                 -- harmless: a validated CHECK proves it
+ALTER TABLE lint_big ALTER COLUMN d SET NOT NULL;                 -- full scan under ACCESS EXCLUSIVE
+ALTER TABLE lint_big ADD COLUMN t1 timestamptz DEFAULT now();     -- stable default: no rewrite
+ALTER TABLE lint_big ADD COLUMN t2 timestamptz DEFAULT clock_timestamp();
+ALTER TABLE lint_big ALTER COLUMN v TYPE varchar(20);             -- widening: no rewrite
+ALTER TABLE lint_big ALTER COLUMN v TYPE text;                    -- binary-coercible: no rewrite
+ALTER TABLE lint_big ALTER COLUMN n TYPE numeric(12,2);           -- same scale: no rewrite
+ALTER TABLE lint_big ALTER COLUMN id TYPE bigint;                 -- rewrite
+ALTER TABLE lint_big ADD CONSTRAINT lint_big_ref FOREIGN KEY (d) REFERENCES lint_ref (id);
+ALTER TABLE lint_big ADD CONSTRAINT lint_big_ref2 FOREIGN KEY (d) REFERENCES lint_ref (id) NOT VALID;
+CREATE INDEX lint_big_d ON lint_big (d);
+ALTER TABLE lint_small ALTER COLUMN c SET NOT NULL;               -- small table: lowered
+RESET lock_timeout;
+ALTER TABLE lint_big DROP COLUMN d;
+CREATE TABLE lint_new (id serial PRIMARY KEY, name varchar(40), at timestamp);
+CREATE INDEX lint_new_name ON lint_new (name);                    -- created above: exempt
+BEGIN;
+CREATE INDEX CONCURRENTLY lint_big_c ON lint_big (c);
+$m$);
+-- a statement that does not parse gets its own row; the rest is still linted
+SELECT statement_no AS n, line, rule, severity, finding FROM capstone.lint_migration(
+  E'SET lock_timeout = ''1s'';\nALTER TABEL lint_big ADD COLUMN z int;\nTRUNCATE lint_big;');
+SELECT * FROM capstone.lint_migration(' -- nothing but a comment ;; ');
+\echo :LAST_ERROR_SQLSTATE
+-- safe_ddl refuses a rewrite of a large table, dry_run shows why, allow runs it
+\set VERBOSITY terse
+SELECT * FROM capstone.safe_ddl('ALTER TABLE lint_big ADD COLUMN t3 timestamptz DEFAULT clock_timestamp()');
+\echo :LAST_ERROR_SQLSTATE
+\set VERBOSITY default
+SELECT safe_alternative FROM capstone.lint_migration('ALTER TABLE lint_big ADD COLUMN t3 timestamptz DEFAULT clock_timestamp()') WHERE rule = 'adding-field-with-default';
+SELECT attempt, outcome, cardinality(warnings) AS warnings FROM capstone.safe_ddl('ALTER TABLE lint_big ADD COLUMN t3 timestamptz DEFAULT clock_timestamp()', dry_run => true);
+SET client_min_messages = error;
+SELECT attempt, outcome FROM capstone.safe_ddl('ALTER TABLE lint_big ADD COLUMN t3 timestamptz DEFAULT clock_timestamp()', allow => array['rewrite']);
+SET client_min_messages = warning;
+SELECT attempt, outcome, warnings FROM capstone.safe_ddl('ALTER TABLE lint_big ALTER COLUMN c SET NOT NULL');
+SELECT * FROM capstone.safe_ddl('ALTER TABLE lint_big ALTER COLUMN c SET NOT NULL', allow => array['everything']);
+\echo :LAST_ERROR_SQLSTATE
+DROP TABLE lint_big, lint_small, lint_ref;
 SELECT dblink_disconnect('holder');
 DROP OWNED BY capstone_golden_migrator;
 DROP ROLE capstone_golden_migrator;

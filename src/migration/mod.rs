@@ -17,13 +17,13 @@
 pub mod batch;
 mod clauses;
 mod jobs;
+pub mod lint;
 mod locks;
 mod safe_ddl;
-pub mod warnings;
 pub mod worker;
 
 use crate::infra::error::{
-    check_range, notice, required, warning, CapstoneError, Failure, OrRaise,
+    check_choice, check_range, notice, required, warning, CapstoneError, Failure, OrRaise,
 };
 use crate::infra::regclass::{self, RegClass};
 use pgrx::datetime::Interval;
@@ -225,6 +225,8 @@ fn safe_ddl(
     ddl: Option<String>,
     lock_timeout: default!(Option<Interval>, "'500ms'"),
     max_retries: default!(Option<i32>, 10),
+    allow: default!(Option<Vec<String>>, "ARRAY[]::text[]"),
+    dry_run: default!(Option<bool>, false),
 ) -> TableIterator<
     'static,
     (
@@ -262,9 +264,29 @@ fn safe_ddl(
             ),
             None => (ddl.clone(), false),
         };
-        let warnings = warnings::ddl_warnings(&ddl);
+        let allow = allow.unwrap_or_default();
+        for a in &allow {
+            check_choice("allow", a, &["rewrite", "scan"]);
+        }
+        let found = lint::findings(
+            &ddl,
+            lint::settings(lint::SMALL_TABLE_BYTES, lint::THROUGHPUT_MB_S),
+        )
+        .or_raise();
+        let warnings = safe_ddl::warnings(&found);
         let (bytes, rows) = safe_ddl::target_size(stmt.target.as_deref());
         let risk = safe_ddl::risk(warnings.len(), bytes, rows);
+        let refusal = safe_ddl::refusal(&found, &allow, lint::SMALL_TABLE_BYTES);
+        if dry_run.unwrap_or(false) {
+            let outcome = match &refusal {
+                Some(f) => format!("dry run: would be refused ({})", f.finding.rule),
+                None => "dry run: not applied".to_string(),
+            };
+            return TableIterator::new(vec![(0, 0.0, outcome, risk, warnings)]);
+        }
+        if let Some(f) = refusal {
+            safe_ddl::refuse(f).raise();
+        }
         for w in &warnings {
             warning(format!("safe_ddl: {w}"));
         }

@@ -3,8 +3,9 @@
 //! `lock_timeout` with backoff, each attempt logged in `capstone.ddl_attempts`.
 //! Errors are returned (capstone's own, or the DDL's server error unchanged), never raised.
 
+use super::lint::{model::Effect, Located};
 use super::{worker, Stop};
-use crate::infra::error::{CapstoneError, Result};
+use crate::infra::error::{CapstoneError, Failure, Result};
 use crate::infra::format::bytes as pretty;
 use crate::infra::subxact::{self, Outcome};
 use pgrx::prelude::*;
@@ -124,6 +125,73 @@ pub fn target_size(target: Option<&str>) -> (i64, f64) {
         })
         .map(|(b, r)| (b.unwrap_or(0), r.unwrap_or(0.0)))
         .unwrap_or((0, 0.0))
+}
+
+/// The linter's findings as safe_ddl's warnings. The lock-queue rule is left out: safe_ddl
+/// sets lock_timeout and retries itself. Type hygiene (info) is left out too.
+pub fn warnings(found: &[Located]) -> Vec<String> {
+    found
+        .iter()
+        .map(|l| &l.finding)
+        .filter(|f| f.rule != "require-lock-timeout" && f.severity != "info")
+        .map(|f| {
+            let est = f
+                .estimated_ms
+                .map(|m| format!(", about {m:.0} ms"))
+                .unwrap_or_default();
+            format!(
+                "{} ({}, {} on {}{est}): {}; safe: {}",
+                f.rule,
+                f.severity,
+                f.lock.name(),
+                f.table,
+                f.finding,
+                f.safe_alternative
+            )
+        })
+        .collect()
+}
+
+/// The finding safe_ddl refuses to run without `allow`: a rewrite or full scan under a lock
+/// that blocks writes, on a table at or above the small-table threshold.
+pub fn refusal<'a>(found: &'a [Located], allow: &[String], small: i64) -> Option<&'a Located> {
+    found.iter().find(|l| {
+        let f = &l.finding;
+        matches!(f.effect, Effect::Rewrite | Effect::Scan)
+            && f.lock.blocks_writes()
+            && f.table_bytes.unwrap_or(0) >= small
+            && !allow.iter().any(|a| a == f.effect.name())
+    })
+}
+
+/// The coded error for a refused statement: the finding, the estimate, the safe SQL.
+pub fn refuse(l: &Located) -> Failure {
+    let f = &l.finding;
+    let est = f
+        .estimated_ms
+        .map(|m| format!("about {m:.0} ms"))
+        .unwrap_or_else(|| "unknown".into());
+    CapstoneError::PrerequisiteState(format!(
+        "safe_ddl refuses: {} ({}): the statement would {} {} under {}",
+        f.rule,
+        f.severity,
+        f.effect.name(),
+        f.table,
+        f.lock.name()
+    ))
+    .with(
+        format!(
+            "{}. Lock held for {est} ({} bytes); it blocks {}.",
+            f.finding,
+            f.table_bytes.unwrap_or(0),
+            f.lock.blocks()
+        ),
+        format!(
+            "safe alternative: {} -- or run it anyway with allow => array['{}']",
+            f.safe_alternative,
+            f.effect.name()
+        ),
+    )
 }
 
 /// The risk grade: the warnings weighed by the size of the table they apply to.
