@@ -108,13 +108,14 @@ pub fn capture(
 /// Load a stored plan capture: its plan and its label (or query).
 pub fn load_plan(id: i64) -> Result<(ExplainResult, Option<String>)> {
     let c = crate::infra::evidence::load(id);
-    let Some(plan) = c.payload.get("plan") else {
+    // imported plans keep theirs under their own key, so nothing reads them as measured
+    let Some(plan) = c.payload.get("plan").or(c.payload.get("imported_plan")) else {
         return Err(CapstoneError::WrongObjectType(format!(
             "evidence row {id} ({} gate) holds no plan",
             c.gate
         ))
         .with_hint(
-            "pass the id of a row written by capstone.explain, estimate_gap or explain_diff",
+            "pass the id of a row written by capstone.explain, estimate_gap, explain_diff or plan_import",
         ));
     };
     Ok((read_plan(plan)?, c.label.or(c.query)))
