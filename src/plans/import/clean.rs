@@ -69,20 +69,36 @@ fn is_footer(s: &str) -> bool {
     )
 }
 
-/// Strip one layer of quotes around the whole text, undoing doubled quotes inside.
+/// Strip one layer of quotes around the whole text, undoing doubled quotes inside; the
+/// text is returned as given (leading blank lines and indentation kept, so line numbers
+/// and columns stay right) when it is not quoted, or when each line is quoted on its own.
 fn strip_outer_quotes(text: &str) -> String {
     let t = text.trim();
+    let lines: Vec<&str> = t.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let per_line = lines.len() > 1
+        && lines
+            .iter()
+            .all(|l| l.len() >= 2 && l.starts_with('"') && l.ends_with('"'));
     for q in ['\'', '"'] {
+        if per_line && q == '"' {
+            continue;
+        }
         if t.len() >= 2 && t.starts_with(q) && t.ends_with(q) {
             let inner = &t[q.len_utf8()..t.len() - q.len_utf8()];
             let doubled: String = [q, q].iter().collect();
             // a plan never starts with a quote, so these are the paste's own quotes
             if !inner.trim_start().starts_with(q) {
-                return inner.replace(&doubled, &q.to_string());
+                let lead = text.len() - text.trim_start().len();
+                let blank_lines = text[..lead].matches('\n').count();
+                return format!(
+                    "{}{}",
+                    "\n".repeat(blank_lines),
+                    inner.replace(&doubled, &q.to_string())
+                );
             }
         }
     }
-    t.to_string()
+    text.to_string()
 }
 
 fn expand_tabs(s: &str) -> String {

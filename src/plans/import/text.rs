@@ -309,6 +309,20 @@ fn relationship(parent: &PlanNode, nth: usize) -> &'static str {
     }
 }
 
+/// Keys printed once per plan, after (or, for Query Text, before) the tree.
+const PLAN_LEVEL: [&str; 10] = [
+    "Planning Time",
+    "Execution Time",
+    "Total runtime",
+    "Settings",
+    "Planning",
+    "JIT",
+    "Query Text",
+    "Query Identifier",
+    "Serialization",
+    "Memory",
+];
+
 /// Parse the text format from cleaned lines.
 pub fn parse_text(lines: &[Line]) -> Result<ExplainResult, ImportError> {
     let logical = logical_lines(lines)?;
@@ -323,6 +337,12 @@ pub fn parse_text(lines: &[Line]) -> Result<ExplainResult, ImportError> {
     let mut stack: Vec<(usize, Open)> = Vec::new();
     let mut any_buffers = false;
     for l in &logical {
+        // plan-level lines belong to no node wherever they start (a paste may have lost
+        // the root's indentation)
+        let plan_level_key = matches!(&l.kind, Kind::Property(k, _) if PLAN_LEVEL.contains(&k.as_str()) || k.starts_with("Trigger "));
+        if plan_level_key && !arena.nodes.is_empty() {
+            stack.clear();
+        }
         while stack.last().is_some_and(|(c, _)| *c >= l.col) {
             stack.pop();
         }
@@ -424,7 +444,7 @@ pub fn parse_text(lines: &[Line]) -> Result<ExplainResult, ImportError> {
                         apply_property(n, key, value, l.no)?;
                     }
                 }
-                Some((_, Open::Worker | Open::Header(..))) => {}
+                Some((_, Open::Worker | Open::Header(..))) => any_buffers |= key == "Buffers",
                 Some((_, Open::Block(b))) => {
                     let b = b.clone();
                     plan_level(&mut result, Some(&b), key, value, l.no)?;
