@@ -98,12 +98,17 @@ pub fn plan_tips(plan: &ExplainResult, threshold: f64) -> Vec<Tip> {
     let gaps = estimate_gaps(plan, threshold);
     let mut tips = Vec::new();
 
+    // for each root cause, the flagged nodes above that inherit its misestimate
+    let mut inheritors: Vec<Vec<usize>> = vec![Vec::new(); gaps.len()];
+    for r in &gaps {
+        for c in &r.inherits_from {
+            if let Some(v) = inheritors.get_mut(*c) {
+                v.push(r.id);
+            }
+        }
+    }
     for g in gaps.iter().filter(|g| g.root_cause) {
-        let drives: Vec<usize> = gaps
-            .iter()
-            .filter(|r| r.inherits_from.contains(&g.id))
-            .map(|r| r.id)
-            .collect();
+        let drives = inheritors.get(g.id).cloned().unwrap_or_default();
         let charged: Vec<usize> = if drives.is_empty() {
             g.parent.into_iter().collect()
         } else {

@@ -166,7 +166,8 @@ enum Open {
 struct Arena {
     nodes: Vec<PlanNode>,
     parent: Vec<Option<usize>>,
-    kids: Vec<Vec<usize>>,
+    /// Children that are not InitPlans/SubPlans/CTEs, counted as they arrive.
+    plain_kids: Vec<usize>,
     depth: Vec<usize>,
 }
 
@@ -330,7 +331,7 @@ pub fn parse_text(lines: &[Line]) -> Result<ExplainResult, ImportError> {
     let mut arena = Arena {
         nodes: Vec::new(),
         parent: Vec::new(),
-        kids: Vec::new(),
+        plain_kids: Vec::new(),
         depth: Vec::new(),
     };
     // (column, entry)
@@ -390,33 +391,21 @@ pub fn parse_text(lines: &[Line]) -> Result<ExplainResult, ImportError> {
                             node.subplan_name = Some(n);
                         }
                         None => {
-                            let nth = arena
-                                .kids
-                                .get(p)
-                                .map(|k| {
-                                    k.iter()
-                                        .filter(|c| {
-                                            arena
-                                                .nodes
-                                                .get(**c)
-                                                .is_some_and(|n| n.subplan_name.is_none())
-                                        })
-                                        .count()
-                                })
-                                .unwrap_or(0);
+                            // children that are not InitPlans/SubPlans/CTEs, so far
+                            let nth = arena.plain_kids.get(p).copied().unwrap_or(0);
+                            if let Some(k) = arena.plain_kids.get_mut(p) {
+                                *k += 1;
+                            }
                             node.parent_relationship = arena
                                 .nodes
                                 .get(p)
                                 .map(|pn| relationship(pn, nth).to_string());
                         }
                     }
-                    if let Some(k) = arena.kids.get_mut(p) {
-                        k.push(id);
-                    }
                 }
                 arena.nodes.push(node);
                 arena.parent.push(parent);
-                arena.kids.push(Vec::new());
+                arena.plain_kids.push(0);
                 arena.depth.push(depth);
                 stack.push((l.col, Open::Node(id)));
             }
