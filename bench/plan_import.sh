@@ -44,7 +44,7 @@ SELECT count(*) FROM bench_plan b, pg_temp.once(b.src) \g /dev/null
 SELECT b.format || ' ' || b.size || ' ' || o.nodes || ' ' || round(o.ms::numeric, 3)
   FROM generate_series(1, :runs) r, LATERAL (SELECT * FROM bench_plan ORDER BY format, size) b, LATERAL pg_temp.once(b.src) o
  ORDER BY r, b.format, b.size;
-DELETE FROM capstone.evidence WHERE payload ? 'imported_plan' AND label IS NULL AND captured_by = current_user
+DELETE FROM capstone.evidence WHERE payload ? 'imported_source' AND label IS NULL AND captured_by = current_user
    AND (payload->'imported'->>'nodes')::int IN (1001, 10001);
 SQL
 echo "plan_import + estimate_gap, $RUNS rounds, PG $("${PSQL[@]}" -d "$DB" -Atc 'SHOW server_version')"

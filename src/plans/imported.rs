@@ -1,7 +1,9 @@
 //! Storing imported plans: each plan read by [`super::import`] becomes one evidence row
-//! owned by the caller, like a capture, but kept under `imported_plan` (not `plan`) and
-//! marked `imported`, so the report, triage and the gate never take it for something
-//! capstone measured. Reading them back is [`super::capture::load_plan`]'s job.
+//! owned by the caller, like a capture, but kept under `imported_source` (never `plan`)
+//! and marked `imported`, so the report, triage and the gate never take it for something
+//! capstone measured. The plan is stored as one JSON string (its text lines, or the tree's
+//! compact EXPLAIN JSON): a 10,000-node plan as a jsonb tree costs more to write and read
+//! than parsing it again. Reading them back is [`super::capture::load_plan`]'s job.
 
 use super::import::{Imported, ImportedPlan};
 use crate::infra::evidence::Gate;
@@ -27,8 +29,9 @@ fn store_one(
 ) -> i64 {
     let settings = serde_json::to_value(&p.parsed.settings).unwrap_or(Value::Null);
     let payload = json!({
-        "imported_plan": p.json,
+        "imported_source": p.stored,
         "imported": {
+            "stored_as": p.stored_format.as_str(),
             "format": p.format.as_str(),
             "source_format": imported.format.as_str(),
             "entry": entry,

@@ -195,6 +195,22 @@ fn text_plans_survive_the_round_trip_through_stored_json() {
 }
 
 #[test]
+fn every_plan_reads_back_from_what_is_stored() {
+    let mut sources: Vec<&str> = CORPUS.iter().flat_map(|c| [c.2, c.3]).collect();
+    sources.extend(LOGS.iter().copied());
+    sources.extend(MARKUP.iter().flat_map(|m| [m.1, m.2]));
+    for src in sources {
+        let r = import(src);
+        assert!(r.is_ok(), "{:?}", r.as_ref().err());
+        let Ok(i) = r else { continue };
+        for p in &i.plans {
+            let back = super::stored(&p.stored, p.stored_format.as_str());
+            assert_eq!(back.as_ref().ok(), Some(&p.parsed), "{:?}", back.as_ref().err());
+        }
+    }
+}
+
+#[test]
 fn yaml_and_xml_agree_with_json() {
     for (what, yaml, xml) in MARKUP {
         let (name, v) = what.split_once(' ').unwrap_or((what, "15"));

@@ -52,7 +52,12 @@ impl ImportError {
             PlanError::Json { line, .. } => first_line + line.saturating_sub(1),
             _ => first_line,
         };
-        ImportError::new(line, "the output of EXPLAIN (FORMAT JSON)", &e.to_string())
+        // the JSON reader's own message says what it found; keep all of it
+        ImportError {
+            line,
+            expected: "the output of EXPLAIN (FORMAT JSON)".into(),
+            found: e.to_string(),
+        }
     }
 }
 
@@ -94,8 +99,11 @@ impl Format {
 /// One plan read from the paste.
 #[derive(Debug, Clone)]
 pub struct ImportedPlan {
-    /// The plan as EXPLAIN JSON (what is stored).
-    pub json: Value,
+    /// What is stored: the plan's own text lines (text format, decorations removed)
+    /// or, for JSON, YAML and XML, the tree as compact EXPLAIN JSON; see [`stored`].
+    pub stored: String,
+    /// The format of `stored` (text or json).
+    pub stored_format: Format,
     pub parsed: ExplainResult,
     /// The format of this plan's own text (text or json inside an auto_explain log).
     pub format: Format,
@@ -159,14 +167,47 @@ fn plan_of(
     format: Format,
     duration_ms: Option<f64>,
 ) -> Result<ImportedPlan, ImportError> {
-    let (parsed, given) = parse_one(lines, format)?;
+    let (parsed, _) = parse_one(lines, format)?;
+    // a text plan is kept as text (it is the smallest form and reads back fastest); the
+    // others as the JSON of the tree, which holds everything capstone reads from them
+    let (stored, stored_format) = match format {
+        Format::Text | Format::AutoExplain => (
+            lines
+                .iter()
+                .map(|l| l.text.as_str())
+                .collect::<Vec<_>>()
+                .join("\n"),
+            Format::Text,
+        ),
+        _ => (emit::to_explain_json(&parsed).to_string(), Format::Json),
+    };
     Ok(ImportedPlan {
-        json: given.unwrap_or_else(|| emit::to_explain_json(&parsed)),
+        stored,
+        stored_format,
         parsed,
         format,
         duration_ms,
         line: lines.first().map_or(1, |l| l.no),
     })
+}
+
+/// Read back a plan stored by plan_import: `text` in `format` ("text" or "json").
+pub fn stored(text: &str, format: &str) -> Result<ExplainResult, ImportError> {
+    let f = if format == "json" {
+        Format::Json
+    } else {
+        Format::Text
+    };
+    let lines: Vec<clean::Line> = text
+        .split('\n')
+        .enumerate()
+        .map(|(i, l)| clean::Line {
+            no: i + 1,
+            text: l.to_string(),
+        })
+        .filter(|l| !l.text.trim().is_empty())
+        .collect();
+    parse_one(&lines, f).map(|(r, _)| r)
 }
 
 /// Read a pasted plan (or log) in whatever format it is in.
