@@ -6,7 +6,8 @@
 #      resumes the job); 2. pg_ctl restart -m immediate mid-job: the same. Each time every
 #      row must be updated exactly once (a counter column proves it).
 #   3. lab_install, 4. explain_diff's change (a CREATE INDEX), 5. anomaly_demo,
-#   6. the bloat scenario's snapshot holder: restart -m immediate mid-operation.
+#   6. the bloat scenario's snapshot holder: restart -m immediate mid-operation;
+#   7. a catalogue anomaly_demo: cancel, then restart -m immediate, mid lock wait.
 # After every restart: no capstone worker but the launcher, no prepared transaction, no
 # advisory lock, no half-applied change, and state that tells the truth.
 # Every cut is proven to have happened mid-operation: the process existed and is gone, the
@@ -162,6 +163,51 @@ if wait_for "SELECT count(*) > 0 FROM pg_locks WHERE locktype = 'advisory' AND N
 else
   check "anomaly_demo: was waiting mid-run when cut short" no yes
   kill "$bg" "$locker" 2>/dev/null
+fi
+
+# 7. a catalogue case cut short: p4 with FOR SHARE ends in a deadlock, so for about
+# deadlock_timeout both sessions wait on each other's lock; cancel the caller there, then
+# (a second run) restart the server there. Each time: no session left, no lock, no
+# prepared transaction; after the restart the next run sweeps the scratch table it left,
+# says so on record, and gives the same verdict as a run that was never cut.
+want=$("${PSQL[@]}" -c "SELECT result FROM capstone.anomaly_demo('p4', 'for_share') WHERE session = 'check'")
+mid_wait="SELECT count(*) >= 2 FROM pg_locks l JOIN pg_stat_activity a USING (pid) WHERE a.application_name = 'capstone_demo' AND NOT l.granted"
+"${PSQL[@]}" -c "SELECT count(*) FROM capstone.anomaly_demo('p4', 'for_share')" >/dev/null 2>&1 &
+bg=$!
+if wait_for "$mid_wait" 30; then
+  "${PSQL[@]}" -c "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query LIKE '%anomaly_demo(''p4'', ''for_share'')%' AND pid <> pg_backend_pid()" >/dev/null
+  wait "$bg" 2>/dev/null
+  w=""
+  for _ in $(seq 1 50); do
+    w=$("${PSQL[@]}" -c "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'capstone_demo'")
+    [ "$w" = 0 ] && break; sleep 0.1
+  done
+  check "catalogue demo cancelled mid-wait: no session left" "$w" 0
+  check "catalogue demo cancelled mid-wait: no scratch table left" \
+    "$("${PSQL[@]}" -c "SELECT count(*) FROM pg_tables WHERE schemaname = 'capstone_scratch'")" 0
+  invariants "catalogue demo cancelled"
+else
+  check "catalogue demo: both sessions were waiting when cancelled" no yes
+  wait "$bg" 2>/dev/null
+fi
+swept0=$("${PSQL[@]}" -c "SELECT count(*) FROM capstone.evidence WHERE label = 'anomaly_demo: aborted run swept'")
+"${PSQL[@]}" -c "SELECT count(*) FROM capstone.anomaly_demo('p4', 'for_share')" >/dev/null 2>&1 &
+bg=$!
+if wait_for "$mid_wait" 30; then
+  check "catalogue demo: cut short with its scratch table in place" \
+    "$("${PSQL[@]}" -c "SELECT count(*) FROM pg_tables WHERE schemaname = 'capstone_scratch'")" 1
+  restart_now; wait "$bg" 2>/dev/null
+  invariants "catalogue demo"
+  check "catalogue demo after the crash: same verdict" \
+    "$("${PSQL[@]}" -c "SELECT result FROM capstone.anomaly_demo('p4', 'for_share') WHERE session = 'check'" 2>/dev/null | sed 's/isolation_[0-9]*/isolation_N/g')" \
+    "$(sed 's/isolation_[0-9]*/isolation_N/g' <<< "$want")"
+  check "catalogue demo after the crash: the swept table is on record" \
+    "$("${PSQL[@]}" -c "SELECT count(*) - $swept0 FROM capstone.evidence WHERE label = 'anomaly_demo: aborted run swept'")" 1
+  check "catalogue demo after the crash: no scratch table left" \
+    "$("${PSQL[@]}" -c "SELECT count(*) FROM pg_tables WHERE schemaname = 'capstone_scratch'")" 0
+else
+  check "catalogue demo: both sessions were waiting when cut short" no yes
+  wait "$bg" 2>/dev/null
 fi
 
 # 6. the bloat scenario's snapshot holder: gone after the restart, the horizon released,

@@ -100,7 +100,7 @@ for v in "${VERSIONS[@]}"; do
   src=$?
   grep -E '^sweep: (FAIL|CRASH|[0-9]+ cases|cases run as)|lab checksum|left' "$rlog" | head -n 40
   if [ $src -eq 0 ]; then gp=$((gp + 1)); else gf=$((gf + 1)); fi
-  step "PostgreSQL $v: crash safety (kill -9 and immediate restart mid-operation: backfill, lab_install, explain_diff, anomaly_demo, bloat holder)"
+  step "PostgreSQL $v: crash safety (kill -9 and immediate restart mid-operation: backfill, lab_install, explain_diff, anomaly_demo on the lab and on the catalogue, bloat holder)"
   clog=$OUT/crash-pg$v.log
   bash "$ROOT/pg_test/crash.sh" "$bindir" "$gdir/data" "$gdir" "$port" "$(pg_server_env_for "$v")" > "$clog" 2>&1
   grep -E '^crash:' "$clog"

@@ -72,13 +72,14 @@ COMMENT ON FUNCTION capstone.report_charts(text[]) IS
 
 -- Isolation: the anomaly catalogue on scratch tables, and the matrix
 COMMENT ON FUNCTION capstone.anomaly_demo(text, text) IS
-  'Reproduces a concurrency anomaly with real concurrent sessions (capstone background workers running as the current role) in a fixed, lock-observed interleaving. The catalogue (g0, g1a, g1b, g1c, otv, pmp, pmp_write, p4, g_single, g_single_write, g2_item, g2, read_only, read_only_deferrable, or their descriptive aliases) runs on a scratch table in capstone_scratch under read committed, repeatable read or serializable; lost_update and write_skew run on the lab''s tables, also under select for update, for no key update, atomic update or advisory lock. One row per statement with result, SQLSTATE and wait (and whom it waited for); the last row says whether the anomaly was observed or how it was prevented.';
+  'Reproduces a concurrency anomaly with real concurrent sessions (capstone background workers running as the current role) in a fixed, lock-observed interleaving. The catalogue (g0, g1a, g1b, g1c, otv, pmp, pmp_write, p4, g_single, g_single_write, g2_item, g2, read_only, read_only_deferrable, or their descriptive aliases) runs on a scratch table in capstone_scratch under read committed, repeatable read or serializable, or at read committed with a fix where it reaches the conflict (for_update, for_share, atomic_update, advisory_lock, constraint; isolation_matrix lists each case''s options); lost_update and write_skew run on the lab''s tables, also under select for update, for no key update, atomic update or advisory lock. One row per statement with result, SQLSTATE and wait (and whom it waited for); the last row says whether the anomaly was observed or how it was prevented.';
 CREATE  FUNCTION "isolation_matrix"() RETURNS TABLE (
 	"anomaly" TEXT,  /* String */
 	"alias" TEXT,  /* String */
 	"read_committed" TEXT,  /* String */
 	"repeatable_read" TEXT,  /* String */
-	"serializable" TEXT  /* String */
+	"serializable" TEXT,  /* String */
+	"fix_options" TEXT  /* String */
 )
 STRICT VOLATILE PARALLEL UNSAFE
 LANGUAGE c /* Rust */
@@ -86,7 +87,7 @@ AS 'MODULE_PATHNAME', 'isolation_matrix_wrapper';
 ALTER FUNCTION capstone.isolation_matrix() SET search_path = pg_catalog, pg_temp;
 REVOKE ALL ON FUNCTION capstone.isolation_matrix() FROM PUBLIC;
 COMMENT ON FUNCTION capstone.isolation_matrix() IS
-  'Runs every catalogue anomaly under read committed, repeatable read and serializable on three real sessions and scratch tables, and returns one row per anomaly: observed, or prevented and how (snapshot, blocked: which session waited for which, 40001, 40P01, a constraint). Stores the matrix in capstone.evidence.';
+  'Runs every catalogue anomaly under read committed, repeatable read and serializable on three real sessions and scratch tables, and returns one row per anomaly: observed, or prevented and how (snapshot, blocked: which session waited for which, 40001, 40P01, a constraint), and its fix options besides the level (the ones anomaly_demo runs first). Stores the matrix in capstone.evidence.';
 
 -- index advice: hypothetical indexes (seen only by plain EXPLAIN in the session that made them) and hidden indexes; PUBLIC may call them, they plan as the caller
 CREATE  FUNCTION "hypo_index"(
@@ -160,6 +161,38 @@ AS 'MODULE_PATHNAME', 'hypo_unhide_wrapper';
 ALTER FUNCTION capstone.hypo_unhide(regclass) SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION capstone.hypo_unhide(regclass) IS
   'Undoes hypo_hide; false when the index was not hidden.';
+
+-- bloat: bloat_report shows both sizes as pg_size_pretty beside the bytes (a new result
+-- column changes the function's row type, so it is dropped and created again)
+DROP FUNCTION capstone.bloat_report(text, regclass, bigint, text);
+CREATE  FUNCTION "bloat_report"(
+	"schema_name" TEXT DEFAULT NULL, /* Option < String > */
+	"rel" regclass DEFAULT NULL, /* Option < RegClass > */
+	"min_bytes" bigint DEFAULT 0, /* Option < i64 > */
+	"mode" TEXT DEFAULT 'fast' /* Option < String > */
+) RETURNS TABLE (
+	"schema" TEXT,  /* String */
+	"relation" TEXT,  /* String */
+	"kind" TEXT,  /* String */
+	"total_bytes" bigint,  /* i64 */
+	"est_bloat_bytes" bigint,  /* i64 */
+	"est_bloat_pct" double precision,  /* f64 */
+	"total_pretty" TEXT,  /* String */
+	"est_bloat_pretty" TEXT,  /* String */
+	"live_tuples" bigint,  /* Option < i64 > */
+	"dead_tuples" bigint,  /* Option < i64 > */
+	"last_vacuum" timestamp with time zone,  /* Option < TimestampWithTimeZone > */
+	"last_autovacuum" timestamp with time zone,  /* Option < TimestampWithTimeZone > */
+	"removable" bool,  /* Option < bool > */
+	"method" TEXT,  /* String */
+	"relid" regclass  /* RegClass */
+)
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'bloat_report_wrapper';
+ALTER FUNCTION capstone.bloat_report(text, regclass, bigint, text) SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION capstone.bloat_report(text, regclass, bigint, text) IS
+  'One row per table, materialized view, TOAST table and btree index (in schema_name, or of rel), the most reclaimable bytes first, capstone''s own schemas only when named: total_bytes, est_bloat_bytes/est_bloat_pct (free plus dead space beyond the fillfactor reserve, as pgstattuple counts it; 1 decimal), both sizes as pg_size_pretty, live and dead tuples, last vacuums, removable (could VACUUM remove the dead tuples now, judged by PostgreSQL''s own HeapTupleSatisfiesVacuum against the current xmin horizon on the pages read) and method. mode fast (default) reads statistics plus capstone.bloat_sample_pages sampled pages per relation; approx reads the heap pages the visibility map does not cover and btree indexes in full; exact uses pgstattuple/pgstatindex. Rows with less than min_bytes of bloat are left out.';
 
 -- Plans from elsewhere: plan_import reads a pasted plan (text, JSON, YAML, XML,
 -- auto_explain logs) without executing anything and stores it as the caller's imported

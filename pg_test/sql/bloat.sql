@@ -161,6 +161,14 @@ DROP TABLE est;
 SELECT relation, kind FROM capstone.bloat_report(schema_name => 'public', min_bytes => 3000000)
  ORDER BY relation, kind;
 SELECT DISTINCT schema FROM capstone.bloat_report(schema_name => 'capstone_scratch');
+-- the default order is the useful one: most reclaimable bytes first, shares to 1 decimal,
+-- and capstone's own schemas only when named (the schema filter above names one)
+SELECT bool_and(est_bloat_bytes >= coalesce(next_bytes, 0)) AS biggest_first,
+       bool_and(est_bloat_pct = round(est_bloat_pct::numeric, 1)::float8) AS pct_one_decimal,
+       count(*) FILTER (WHERE schema IN ('capstone', 'capstone_scratch')) AS own_rows
+  FROM (SELECT schema, est_bloat_bytes, est_bloat_pct,
+               lead(est_bloat_bytes) OVER () AS next_bytes
+          FROM capstone.bloat_report()) r;
 -- a partitioned table reports its partitions
 CREATE TABLE parted (id int, v text) PARTITION BY RANGE (id);
 CREATE TABLE parted_1 PARTITION OF parted FOR VALUES FROM (0) TO (1000);

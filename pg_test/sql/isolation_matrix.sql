@@ -20,6 +20,26 @@ SELECT step, session, regexp_replace(statement, 'isolation_[0-9]+', 'isolation_N
 SELECT step, session, regexp_replace(statement, 'isolation_[0-9]+', 'isolation_N') AS statement, result, sqlstate
   FROM capstone.anomaly_demo('read_only_deferrable', 'serializable');
 
+-- fixes besides the level, each run at read committed where the anomaly happens: a lost
+-- update with FOR UPDATE on the read, step by step (B waits for A, then reads A's value)
+SELECT step, session, regexp_replace(statement, 'isolation_[0-9]+', 'isolation_N') AS statement, result, sqlstate
+  FROM capstone.anomaly_demo('p4', 'for_update');
+-- g2 with a unique index over its predicate: the second insert waits, then fails 23505
+SELECT step, session, regexp_replace(statement, 'isolation_[0-9]+', 'isolation_N', 'g') AS statement,
+       regexp_replace(result, 'isolation_[0-9]+', 'isolation_N', 'g') AS result, sqlstate
+  FROM capstone.anomaly_demo('g2', 'constraint');
+-- every runnable fix, verdict only (the level's own verdict first for comparison)
+SELECT f.anomaly, f.mode, d.result AS verdict
+  FROM (VALUES (1, 'p4', 'read committed'), (2, 'p4', 'for_share'), (3, 'p4', 'atomic_update'),
+               (4, 'p4', 'advisory_lock'), (5, 'g_single', 'read committed'), (6, 'g_single', 'for_update'),
+               (7, 'g_single', 'for_share'), (8, 'g_single_write', 'for_update'),
+               (9, 'g_single_write', 'advisory_lock'), (10, 'g2_item', 'read committed'),
+               (11, 'g2_item', 'for_update'), (12, 'g2_item', 'for_share'), (13, 'g2_item', 'advisory_lock'),
+               (14, 'pmp', 'advisory_lock'), (15, 'pmp_write', 'advisory_lock'), (16, 'g2', 'read committed'),
+               (17, 'g2', 'advisory_lock')) f(n, anomaly, mode),
+       LATERAL (SELECT result FROM capstone.anomaly_demo(f.anomaly, f.mode) WHERE session = 'check') d
+ ORDER BY f.n;
+
 -- the matrix
 SELECT * FROM capstone.isolation_matrix();
 SELECT payload->>'summary' AS summary, jsonb_array_length(payload->'matrix') AS anomalies
@@ -56,6 +76,11 @@ SELECT count(*) AS scratch_tables FROM pg_tables WHERE schemaname = 'capstone_sc
 SELECT * FROM capstone.anomaly_demo('g3', 'serializable');
 \echo :LAST_ERROR_SQLSTATE
 SELECT * FROM capstone.anomaly_demo('g0', 'select for update');
+\echo :LAST_ERROR_SQLSTATE
+-- a fix that cannot reach the conflict is refused with the case's options
+SELECT * FROM capstone.anomaly_demo('g2', 'for_update');
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM capstone.anomaly_demo('read_only', 'for_share');
 \echo :LAST_ERROR_SQLSTATE
 SELECT * FROM capstone.anomaly_demo('g0', 'snapshot');
 \echo :LAST_ERROR_SQLSTATE

@@ -101,6 +101,14 @@ SELECT term, value IS NOT NULL AS measured
   FROM capstone.pool_size(sample => '1 s', cores => 2)
  WHERE term IN ('statements', 'L_from_statements', 'L_busy', 'lambda');
 
+-- values read like PostgreSQL's views: milliseconds to 3 decimals, the rest to 2
+SELECT bool_and(value IS NULL
+                OR value = round(value::numeric, CASE unit WHEN 'ms' THEN 3 ELSE 2 END)::float8) AS rounded
+  FROM capstone.pool_size(sample => '1 s', cores => 2);
+SELECT bool_and((t ->> 'value') IS NULL
+                OR (t ->> 'value')::float8 = round((t ->> 'value')::numeric, CASE t ->> 'unit' WHEN 'ms' THEN 3 ELSE 2 END)::float8) AS json_rounded
+  FROM capstone.pool_size_json(sample => '1 s', cores => 2) j, jsonb_array_elements(j -> 'terms') t;
+
 -- none of the pooling functions is granted to PUBLIC
 CREATE ROLE capstone_golden_pooler;
 SET ROLE capstone_golden_pooler;

@@ -26,6 +26,15 @@ SELECT rank, key_column, key_type, cardinality,
 SELECT count(*) AS candidates, bool_and(rank = 1 OR key_column <> 'tenant_id') AS tenant_id_only_once,
        bool_and(score <= (SELECT score FROM capstone.shard_advice('shop') WHERE rank = 1)) AS first_is_best
   FROM capstone.shard_advice('shop', top_n => 100);
+-- shares read as fractions to 3 decimals (a tenth of a percent), the score to 1
+SELECT bool_and(coalesce(top_value_share = round(top_value_share::numeric, 3)::float8, true)
+                AND null_share = round(null_share::numeric, 3)::float8
+                AND score = round(score::numeric, 1)::float8
+                AND (SELECT bool_and(h = round(h::numeric, 3)::float8) FROM unnest(hottest_shard_share) h)) AS rounded,
+       bool_and(rank = ordinal) AS best_first
+  FROM capstone.shard_advice('shop', top_n => 100) WITH ORDINALITY AS a(rank, key_column, key_type, tables, reference_tables, local_tables,
+       cardinality, top_value, top_value_share, hot_values, null_share, workload_routable_share, shards, hottest_shard_share,
+       colocated_joins, cross_shard_joins, fan_out_queries, score, reasoning, evidence_id, ordinal);
 -- order_id balances perfectly but leaves customers and postings behind
 SELECT key_column, rank > 1 AS ranked_below_tenant_id, hot_values = '{}' AS no_hot_keys,
        'postings' = ANY (local_tables) AS postings_cannot_follow,

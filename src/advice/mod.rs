@@ -100,7 +100,7 @@ fn hypo_size(
     let bytes = i64::from(pages) * size::BLOCK_SIZE as i64;
     TableIterator::once((
         bytes,
-        crate::infra::format::bytes(bytes),
+        crate::infra::format::size_pretty(bytes),
         rows.round() as i64,
     ))
 }

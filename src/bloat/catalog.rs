@@ -155,7 +155,8 @@ pub fn schema_oid(name: &str) -> Result<pg_sys::Oid> {
 }
 
 /// Tables (and materialized views) in scope, their TOAST tables and their valid
-/// btree indexes, grouped by table. `rel` narrows it: a table or partitioned table
+/// btree indexes, grouped by table; capstone's own schemas (capstone, capstone_scratch)
+/// only when `schema_name` or `rel` names them. `rel` narrows it: a table or partitioned table
 /// gives everything of it, an index or TOAST table only itself.
 const TARGETS_SQL: &str = r#"
 WITH tabs AS (
@@ -169,6 +170,9 @@ WITH tabs AS (
      AND ($1::oid IS NULL OR c.relnamespace = $1)
      AND n.nspname NOT IN ('pg_catalog', 'information_schema')
      AND n.nspname NOT LIKE 'pg\_toast%'
+     -- capstone's own tables only when asked for by schema or relation
+     AND ($1::oid IS NOT NULL OR $2::oid IS NOT NULL
+          OR n.nspname NOT IN ('capstone', 'capstone_scratch'))
      AND pg_catalog.has_table_privilege(c.oid, 'SELECT')
      AND ($2::oid IS NULL OR c.oid = $2 OR c.reltoastrelid = $2
           OR c.oid IN (SELECT i.indrelid FROM pg_catalog.pg_index i WHERE i.indexrelid = $2)

@@ -21,6 +21,7 @@ mod steps;
 mod workers;
 
 use crate::infra::error::{check_choice, check_range, required, CapstoneError, OrRaise};
+use crate::infra::format::{round, size_pretty};
 pub use crate::infra::regclass::RegClass;
 use measure::{Mode, Row, MODES};
 use pgrx::datum::{Interval, TimestampWithTimeZone};
@@ -42,9 +43,10 @@ unsafe impl pgrx::callconv::BoxRet for RegClass {
     }
 }
 
-/// One row per table, materialized view, TOAST table and btree index in scope:
-/// size, estimated bloat, live and dead tuples, last vacuums, whether VACUUM could
-/// remove the dead tuples now, and how the estimate was made.
+/// One row per table, materialized view, TOAST table and btree index in scope, biggest
+/// estimated bloat first (capstone's own schemas only when named): size, estimated
+/// bloat, live and dead tuples, last vacuums, whether VACUUM could remove the dead
+/// tuples now, and how the estimate was made.
 #[pg_extern(volatile, parallel_unsafe)]
 fn bloat_report(
     schema_name: default!(Option<String>, "NULL"),
@@ -60,6 +62,8 @@ fn bloat_report(
         name!(total_bytes, i64),
         name!(est_bloat_bytes, i64),
         name!(est_bloat_pct, f64),
+        name!(total_pretty, String),
+        name!(est_bloat_pretty, String),
         name!(live_tuples, Option<i64>),
         name!(dead_tuples, Option<i64>),
         name!(last_vacuum, Option<TimestampWithTimeZone>),
@@ -97,11 +101,13 @@ fn bloat_report(
         .or_raise()
         .unwrap_or_default();
     let list = catalog::targets(schema, rel, &relkind).or_raise();
-    let rows: Vec<Row> = measure::run(mode, &list, pgstattuple)
+    let mut rows: Vec<Row> = measure::run(mode, &list, pgstattuple)
         .or_raise()
         .into_iter()
         .filter(|r| r.est_bloat_bytes >= min_bytes)
         .collect();
+    // biggest reclaimable space first; ties keep schema, table, TOAST, index order
+    rows.sort_by_key(|r| std::cmp::Reverse(r.est_bloat_bytes));
     TableIterator::new(rows.into_iter().map(|r| {
         (
             r.schema,
@@ -109,7 +115,9 @@ fn bloat_report(
             r.kind.label().to_string(),
             r.total_bytes,
             r.est_bloat_bytes,
-            r.est_bloat_pct,
+            round(r.est_bloat_pct, 1),
+            size_pretty(r.total_bytes),
+            size_pretty(r.est_bloat_bytes),
             r.live_tuples,
             r.dead_tuples,
             r.last_vacuum,

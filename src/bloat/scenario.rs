@@ -22,6 +22,7 @@ use super::steps::{ScenarioResult, Steps};
 use super::workers::HOLDER_TYPE;
 use super::{catalog, estimate, fixture, reader::Opened};
 use crate::infra::error::{CapstoneError, Result};
+use crate::infra::format::round;
 use crate::infra::subxact::{self, Outcome};
 use crate::infra::worker::{self, WorkerIdentity};
 use pgrx::bgworkers::BackgroundWorkerStatus;
@@ -131,7 +132,11 @@ pub fn start(rel: Option<pg_sys::Oid>, updates: i32, hold_ms: i64) -> Result<(i6
             "the updates",
         )?;
         steps.num("churn", "rows_updated", n as f64);
-        steps.num("churn", "elapsed_ms", t1.elapsed().as_secs_f64() * 1000.0);
+        steps.num(
+            "churn",
+            "elapsed_ms",
+            round(t1.elapsed().as_secs_f64() * 1000.0, 2),
+        );
         let (heap1, total1) = sizes(table.oid)?;
         steps.num("after", "heap_bytes", heap1 as f64);
         steps.num("after", "total_bytes", total1 as f64);
@@ -139,7 +144,7 @@ pub fn start(rel: Option<pg_sys::Oid>, updates: i32, hold_ms: i64) -> Result<(i6
             "after",
             "heap_growth_pct",
             if heap0 > 0 {
-                100.0 * (heap1 - heap0) as f64 / heap0 as f64
+                round(100.0 * (heap1 - heap0) as f64 / heap0 as f64, 1)
             } else {
                 0.0
             },
@@ -288,7 +293,7 @@ fn finish_steps(s: &Scenario) -> Result<(Steps, ScenarioResult)> {
         nap();
     }
     steps.flag("release", "holder_terminated", terminated);
-    steps.num("release", "held_for_s", held_for);
+    steps.num("release", "held_for_s", round(held_for, 2));
     steps.flag(
         "release",
         "holder_named_in_xmin_holders",
@@ -322,6 +327,7 @@ fn finish_steps(s: &Scenario) -> Result<(Steps, ScenarioResult)> {
         )
         .ok()
         .flatten()
+        .map(|p| round(p, 1))
     });
     steps.add(
         "after",

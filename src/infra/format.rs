@@ -30,6 +30,15 @@ pub fn bytes(b: i64) -> String {
     format!("{v:.0} PB")
 }
 
+/// A size as `pg_size_pretty` prints it (PostgreSQL's own function, so a result
+/// column reads exactly like `\dt+` and `pg_size_pretty(...)` beside it).
+pub fn size_pretty(b: i64) -> String {
+    use pgrx::IntoDatum;
+    // SAFETY: pg_size_pretty(bigint) is a strict builtin that returns text for every input
+    unsafe { pgrx::direct_function_call::<String>(pgrx::pg_sys::pg_size_pretty, &[b.into_datum()]) }
+        .unwrap_or_else(|| bytes(b))
+}
+
 /// A size in bytes as megabytes with one decimal (`1572864` → `1.5 MB`), where sizes
 /// of one kind are compared side by side.
 pub fn mb(b: u64) -> String {

@@ -12,5 +12,6 @@ pub mod parse;
 pub mod regclass;
 pub mod search_path;
 pub mod spi;
+pub mod sql_lex;
 pub mod subxact;
 pub mod worker;

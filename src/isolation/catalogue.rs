@@ -10,6 +10,7 @@
 //! constraint (23xxx), or nothing but the snapshot.
 
 use super::driver::Step;
+use super::fixes::{self, Fix};
 
 /// One catalogue case: canonical short name, descriptive alias, sessions it needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,16 +89,34 @@ pub fn read_all(t: &str) -> String {
     format!("SELECT coalesce(string_agg(id || '=' || value, ',' ORDER BY id), '') FROM {t}")
 }
 
-fn read_id(t: &str, id: i32) -> String {
-    format!("SELECT value::text FROM {t} WHERE id = {id}")
+/// Both rows as `read_all` answers, read with a locking clause (`lk`: "" or " FOR UPDATE").
+fn read_all_locked(t: &str, lk: &str) -> String {
+    if lk.is_empty() {
+        return read_all(t);
+    }
+    format!("SELECT coalesce(string_agg(id || '=' || value, ',' ORDER BY id), '') FROM (SELECT id, value FROM {t}{lk}) s")
+}
+
+fn read_id(t: &str, id: i32, lk: &str) -> String {
+    format!("SELECT value::text FROM {t} WHERE id = {id}{lk}")
 }
 
 fn set(t: &str, id: i32, v: i32) -> String {
     format!("UPDATE {t} SET value = {v} WHERE id = {id}")
 }
 
-/// The interleaving of `case` under `level` on table `t` (already qualified and quoted).
-pub fn script(case: &Case, level: &str, t: &str) -> Vec<Step> {
+/// The interleaving of `case` under `level` on table `t` (already qualified and quoted),
+/// with `fix` applied to its reads and writes when given (a fix runs at read committed).
+pub fn script(case: &Case, level: &str, fix: Option<Fix>, t: &str) -> Vec<Step> {
+    let steps = script_at(case, level, fix, t);
+    match fix {
+        Some(Fix::AdvisoryLock) => fixes::with_advisory_lock(steps, t),
+        _ => steps,
+    }
+}
+
+fn script_at(case: &Case, level: &str, fix: Option<Fix>, t: &str) -> Vec<Step> {
+    let lk = fix.map(Fix::lock_clause).unwrap_or("");
     let mut out = Vec::new();
     let mut st = |session: usize, label: &'static str, sql: String| {
         out.push(Step {
@@ -143,8 +162,8 @@ pub fn script(case: &Case, level: &str, t: &str) -> Vec<Step> {
         "g1c" => {
             st(a, "a_w1", set(t, 1, 11));
             st(b, "b_w2", set(t, 2, 22));
-            st(a, "a_r2", read_id(t, 2));
-            st(b, "b_r1", read_id(t, 1));
+            st(a, "a_r2", read_id(t, 2, lk));
+            st(b, "b_r1", read_id(t, 1, lk));
             st(a, "commit", "COMMIT".into());
             st(b, "commit", "COMMIT".into());
         }
@@ -153,12 +172,12 @@ pub fn script(case: &Case, level: &str, t: &str) -> Vec<Step> {
             st(a, "a_w2", set(t, 2, 19));
             st(b, "b_w1", set(t, 1, 12));
             st(a, "commit", "COMMIT".into());
-            st(c, "c_r1", read_id(t, 1));
+            st(c, "c_r1", read_id(t, 1, lk));
             st(b, "b_w2", set(t, 2, 18));
-            st(c, "c_r2", read_id(t, 2));
+            st(c, "c_r2", read_id(t, 2, lk));
             st(b, "commit", "COMMIT".into());
-            st(c, "c_r3", read_id(t, 2));
-            st(c, "c_r4", read_id(t, 1));
+            st(c, "c_r3", read_id(t, 2, lk));
+            st(c, "c_r4", read_id(t, 1, lk));
             st(c, "commit", "COMMIT".into());
         }
         "pmp" => {
@@ -178,11 +197,15 @@ pub fn script(case: &Case, level: &str, t: &str) -> Vec<Step> {
         }
         "p4" => {
             let read = format!(
-                "SELECT set_config('capstone_demo.read', value::text, false) FROM {t} WHERE id = 1"
+                "SELECT set_config('capstone_demo.read', value::text, false) FROM {t} WHERE id = 1{lk}"
             );
-            let incr = format!(
-                "UPDATE {t} SET value = current_setting('capstone_demo.read')::int + 1 WHERE id = 1 RETURNING value::text"
-            );
+            let incr = if fix == Some(Fix::AtomicUpdate) {
+                format!("UPDATE {t} SET value = value + 1 WHERE id = 1 RETURNING value::text")
+            } else {
+                format!(
+                    "UPDATE {t} SET value = current_setting('capstone_demo.read')::int + 1 WHERE id = 1 RETURNING value::text"
+                )
+            };
             st(a, "a_r", read.clone());
             st(b, "b_r", read);
             st(a, "a_w", incr.clone());
@@ -191,21 +214,21 @@ pub fn script(case: &Case, level: &str, t: &str) -> Vec<Step> {
             st(b, "commit", "COMMIT".into());
         }
         "g_single" | "g_single_write" => {
-            st(a, "a_r1", read_id(t, 1));
-            st(b, "b_r", read_all(t));
+            st(a, "a_r1", read_id(t, 1, lk));
+            st(b, "b_r", read_all_locked(t, lk));
             st(b, "b_w1", set(t, 1, 12));
             st(b, "b_w2", set(t, 2, 18));
             st(b, "commit", "COMMIT".into());
             if case.name == "g_single" {
-                st(a, "a_r2", read_id(t, 2));
+                st(a, "a_r2", read_id(t, 2, lk));
             } else {
                 st(a, "a_del", format!("DELETE FROM {t} WHERE value = 20"));
             }
             st(a, "commit", "COMMIT".into());
         }
         "g2_item" => {
-            st(a, "a_r", read_all(t));
-            st(b, "b_r", read_all(t));
+            st(a, "a_r", read_all_locked(t, lk));
+            st(b, "b_r", read_all_locked(t, lk));
             st(a, "a_w", set(t, 1, 11));
             st(b, "b_w", set(t, 2, 21));
             st(a, "commit", "COMMIT".into());
@@ -475,7 +498,7 @@ mod unit {
     fn every_script_begins_every_session_and_ends_every_transaction() {
         for c in CASES {
             for l in LEVELS {
-                let s = script(c, l, "x.t");
+                let s = script(c, l, None, "x.t");
                 for k in 0..c.sessions {
                     let mine: Vec<_> = s.iter().filter(|x| x.session == k).collect();
                     assert!(
@@ -494,7 +517,7 @@ mod unit {
                 assert!(s.iter().all(|x| !x.sql.contains(';')));
             }
         }
-        let ro = script(case("read_only_deferrable"), "serializable", "x.t");
+        let ro = script(case("read_only_deferrable"), "serializable", None, "x.t");
         assert_eq!(
             ro[2].sql,
             "BEGIN ISOLATION LEVEL SERIALIZABLE READ ONLY DEFERRABLE"

@@ -13,6 +13,7 @@
 
 pub mod catalogue;
 pub mod driver;
+pub mod fixes;
 pub mod protocol;
 mod read;
 pub mod rows;
@@ -36,6 +37,30 @@ fn all_anomaly_names() -> Vec<&'static str> {
     v
 }
 
+/// A catalogue case's mode: an isolation level, or a fix run at read committed. Anything
+/// else, or a fix that does not reach this case's conflict, is 22023 naming what applies.
+fn catalogue_mode(case: &catalogue::Case, mode: &str) -> (&'static str, Option<fixes::Fix>) {
+    let m = mode.trim();
+    if let Some(level) = catalogue::LEVELS.iter().find(|l| l.eq_ignore_ascii_case(m)) {
+        return (level, None);
+    }
+    let runnable = fixes::applicable(case);
+    if let Some(fix) = fixes::parse(m).filter(|f| runnable.contains(f)) {
+        return ("read committed", Some(fix));
+    }
+    let mut valid: Vec<&str> = catalogue::LEVELS.to_vec();
+    valid.extend(runnable.iter().map(|f| f.name()));
+    let what = if fixes::parse(m).is_some() || MODES.iter().any(|x| x.eq_ignore_ascii_case(m)) {
+        format!("mode \"{mode}\" does not apply to {}", case.name)
+    } else {
+        format!("unknown mode \"{mode}\"")
+    };
+    CapstoneError::InvalidParameter(what).raise_with(
+        format!("fix options for {}: {}", case.name, fixes::options(case)),
+        format!("valid values for {}: {}", case.name, valid.join(", ")),
+    )
+}
+
 /// Reproduce a concurrency anomaly with two real sessions in a fixed interleaving,
 /// under one isolation level or locking strategy, and say whether it happened.
 #[pg_extern(volatile, parallel_unsafe)]
@@ -57,23 +82,13 @@ fn anomaly_demo(
     let mode = required(mode, "mode");
     let (anomaly, mode, (rows, roles)) = match catalogue::find(&anomaly) {
         Some(case) => {
-            if MODES.iter().any(|m| m.eq_ignore_ascii_case(mode.trim()))
-                && !catalogue::LEVELS
-                    .iter()
-                    .any(|m| m.eq_ignore_ascii_case(mode.trim()))
-            {
-                CapstoneError::InvalidParameter(format!(
-                    "mode \"{mode}\" applies to the lab cases lost_update and write_skew, not to {}",
-                    case.name
-                ))
-                .raise_hint(format!(
-                    "valid values for {}: {}",
-                    case.name,
-                    catalogue::LEVELS.join(", ")
-                ));
-            }
-            let mode = crate::infra::error::check_choice("mode", &mode, catalogue::LEVELS);
-            (case.name, mode, runs::demo_case(case, mode).or_raise())
+            let (level, fix) = catalogue_mode(case, &mode);
+            let shown = fix.map(fixes::Fix::name).unwrap_or(level);
+            (
+                case.name,
+                shown,
+                runs::demo_case(case, level, fix).or_raise(),
+            )
         }
         None => {
             crate::infra::error::check_choice("anomaly", &anomaly, &all_anomaly_names());
@@ -113,6 +128,7 @@ fn isolation_matrix() -> TableIterator<
         name!(read_committed, String),
         name!(repeatable_read, String),
         name!(serializable, String),
+        name!(fix_options, String),
     ),
 > {
     let (m, roles) = runs::matrix().or_raise();
@@ -132,6 +148,85 @@ fn isolation_matrix() -> TableIterator<
             cs.next().unwrap_or_default(),
             cs.next().unwrap_or_default(),
             cs.next().unwrap_or_default(),
+            fixes::options(c),
         )
     }))
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests {
+    use pgrx::prelude::*;
+
+    fn observed_at(level: &str) -> spi::Result<Option<String>> {
+        Spi::get_one::<String>(&format!(
+            "SELECT string_agg(anomaly, ' ' ORDER BY anomaly) FROM iso_m WHERE {level} = 'observed'"
+        ))
+    }
+
+    #[pg_test]
+    fn the_matrix_is_what_each_level_promises() -> spi::Result<()> {
+        Spi::run("CREATE TEMP TABLE iso_m AS SELECT * FROM capstone.isolation_matrix()")?;
+        assert_eq!(Spi::get_one::<i64>("SELECT count(*) FROM iso_m")?, Some(14));
+        assert_eq!(
+            observed_at("read_committed")?.as_deref(),
+            Some("g2 g2_item g_single g_single_write p4 pmp pmp_write read_only read_only_deferrable")
+        );
+        assert_eq!(
+            observed_at("repeatable_read")?.as_deref(),
+            Some("g2 g2_item read_only read_only_deferrable")
+        );
+        assert_eq!(observed_at("serializable")?, None);
+        // every prevented cell says how, and every anomaly names its fix options
+        assert_eq!(
+            Spi::get_one::<i64>(
+                "SELECT count(*) FROM iso_m, LATERAL (VALUES (read_committed), (repeatable_read), (serializable)) c(cell)
+                  WHERE cell <> 'observed' AND cell NOT LIKE 'prevented (%)'"
+            )?,
+            Some(0)
+        );
+        assert_eq!(
+            Spi::get_one::<i64>("SELECT count(*) FROM iso_m WHERE fix_options = ''")?,
+            Some(0)
+        );
+        // the matrix is on record as the caller's
+        assert_eq!(
+            Spi::get_one::<i64>(
+                "SELECT jsonb_array_length(payload->'matrix') FROM capstone.evidence
+                  WHERE label = 'isolation matrix' AND captured_by = current_user ORDER BY id DESC LIMIT 1"
+            )?,
+            Some(14)
+        );
+        Ok(())
+    }
+
+    #[pg_test]
+    fn a_fix_prevents_what_read_committed_lets_through() -> spi::Result<()> {
+        let verdict = |case: &str, mode: &str| {
+            Spi::get_one_with_args::<String>(
+                "SELECT result FROM capstone.anomaly_demo($1, $2) WHERE session = 'check'",
+                &[case.into(), mode.into()],
+            )
+        };
+        let rc = verdict("p4", "read committed")?.unwrap_or_default();
+        assert!(rc.starts_with("ANOMALY p4"), "{rc}");
+        for (case, mode, how) in [
+            ("p4", "atomic_update", "blocked: B waited for A"),
+            ("p4", "select for update", "blocked: B waited for A"),
+            ("g2_item", "advisory_lock", "blocked: B waited for A"),
+            ("g2", "constraint", "23505"),
+        ] {
+            let v = verdict(case, mode)?.unwrap_or_default();
+            assert!(
+                v.starts_with("prevented (") && v.contains(how),
+                "{case} {mode}: {v}"
+            );
+        }
+        Ok(())
+    }
+
+    #[pg_test(error = "mode \"for_update\" does not apply to g2")]
+    fn a_row_lock_is_refused_for_a_predicate_conflict() {
+        let _ = Spi::run("SELECT * FROM capstone.anomaly_demo('g2', 'for_update')");
+    }
 }

@@ -21,7 +21,7 @@ pub fn session_label(s: usize) -> String {
 
 /// wait_ms as shown and recorded: 2 decimals.
 pub fn wait_ms(ms: f64) -> f64 {
-    (ms * 100.0).round() / 100.0
+    crate::infra::format::round(ms, 2)
 }
 
 /// The sessions and the roles they ran as.

@@ -5,6 +5,7 @@
 
 use super::catalogue;
 use super::driver::{run_script, Driver, Ended};
+use super::fixes::Fix;
 use super::read;
 use super::rows::Row;
 use super::scratch;
@@ -161,12 +162,17 @@ fn with_scratch_sessions<R>(
     out
 }
 
-/// One catalogue case under one level: its rows and the roles its sessions ran as.
-pub fn demo_case(case: &catalogue::Case, level: &str) -> Result<(Vec<Row>, Vec<String>)> {
+/// One catalogue case under one level, or with one fix at read committed: its rows and
+/// the roles its sessions ran as.
+pub fn demo_case(
+    case: &catalogue::Case,
+    level: &str,
+    fix: Option<Fix>,
+) -> Result<(Vec<Row>, Vec<String>)> {
     with_scratch_sessions("capstone.anomaly_demo", case.sessions, |d, current| {
         let token = new_token();
         current.set(token);
-        let (rows, _) = scratch::run_case(d, case, level, token)?;
+        let (rows, _) = scratch::run_case(d, case, level, fix, token)?;
         current.set(0);
         Ok(rows)
     })
@@ -186,7 +192,7 @@ pub fn matrix() -> Result<(
                     .map(|level| {
                         let token = new_token();
                         current.set(token);
-                        let (_, v) = scratch::run_case(d, case, level, token)?;
+                        let (_, v) = scratch::run_case(d, case, level, None, token)?;
                         current.set(0);
                         Ok(v)
                     })

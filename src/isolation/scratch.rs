@@ -5,6 +5,7 @@
 
 use super::catalogue::{self, Case, Verdict};
 use super::driver::{run_script, Driver, Ended};
+use super::fixes::{self, Fix};
 use super::rows::Row;
 use super::runs::{record_swept, refuse_lacking};
 use crate::infra::error::{CapstoneError, Result};
@@ -83,15 +84,24 @@ pub fn ensure_schema(d: &Driver) -> Result<()> {
     Ok(())
 }
 
-/// One run of `case` under `level` on a fresh scratch table: the rows (setup, every
+/// One run of `case` under `level` (with `fix` applied) on a fresh scratch table: the rows (setup, every
 /// statement, the verdict) and the verdict. The table is dropped here; on an error the
 /// caller's cleanup drops it.
-pub fn run_case(d: &Driver, case: &Case, level: &str, token: i64) -> Result<(Vec<Row>, Verdict)> {
+pub fn run_case(
+    d: &Driver,
+    case: &Case,
+    level: &str,
+    fix: Option<Fix>,
+    token: i64,
+) -> Result<(Vec<Row>, Verdict)> {
     let t = table(token);
-    for sql in [
+    let mut setup = vec![
         format!("CREATE TABLE {t} (id integer PRIMARY KEY, value integer NOT NULL)"),
         format!("INSERT INTO {t} VALUES (1, 10), (2, 20)"),
-    ] {
+    ];
+    let extra = fix.map(|f| fixes::setup(case, f, &t)).unwrap_or_default();
+    setup.extend(extra.iter().cloned());
+    for sql in setup {
         if let Ended::Failed(c, m) = d.exec(0, &sql)? {
             return Err(CapstoneError::PrerequisiteState(format!(
                 "scratch setup failed ({c}): {m}"
@@ -102,12 +112,15 @@ pub fn run_case(d: &Driver, case: &Case, level: &str, token: i64) -> Result<(Vec
     let mut rows = vec![Row {
         step: 0,
         session: "setup".into(),
-        statement: format!("scratch table {t}: (1, 10), (2, 20)"),
+        statement: std::iter::once(format!("scratch table {t}: (1, 10), (2, 20)"))
+            .chain(extra)
+            .collect::<Vec<_>>()
+            .join("; "),
         result: Some("committed".into()),
         sqlstate: None,
         wait_ms: 0.0,
     }];
-    let steps = catalogue::script(case, level, &t);
+    let steps = catalogue::script(case, level, fix, &t);
     let (mut ran, obs) = run_script(d, &steps, case.sessions)?;
     rows.append(&mut ran);
     let check = catalogue::read_all(&t);

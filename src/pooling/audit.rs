@@ -6,7 +6,10 @@
 //! on a backend that the next transaction — often another client's — gets, while
 //! the client that made it may land elsewhere. This module classifies statement
 //! texts (as pg_stat_statements keeps them, constants possibly replaced by $n)
-//! into those hazards. No pgrx types: plain `#[test]`s cover it.
+//! into those hazards, walking the tokens of the shared lexer (`infra::sql_lex`).
+//! No pgrx types and no server reads: plain `#[test]`s cover it.
+
+use crate::infra::sql_lex::{tokenize_bodies, Tok};
 
 /// One kind of hazard.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -68,103 +71,9 @@ pub struct Finding {
     pub what: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Tok {
-    Word(String),
-    Punct(char),
-}
-
-/// Words (lower-cased identifiers and keywords, quoted identifiers kept as
-/// written) and punctuation. String literals and comments are dropped; the
-/// bodies of dollar-quoted strings are tokenized, so calls inside DO blocks
-/// and function bodies are seen.
-fn tokenize(sql: &str) -> Vec<Tok> {
-    let b: Vec<char> = sql.chars().collect();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        let c = b[i];
-        if c.is_whitespace() {
-            i += 1;
-        } else if c == '-' && b.get(i + 1) == Some(&'-') {
-            while i < b.len() && b[i] != '\n' {
-                i += 1;
-            }
-        } else if c == '/' && b.get(i + 1) == Some(&'*') {
-            let mut depth = 0;
-            while i < b.len() {
-                if b[i] == '/' && b.get(i + 1) == Some(&'*') {
-                    depth += 1;
-                    i += 2;
-                } else if b[i] == '*' && b.get(i + 1) == Some(&'/') {
-                    depth -= 1;
-                    i += 2;
-                    if depth == 0 {
-                        break;
-                    }
-                } else {
-                    i += 1;
-                }
-            }
-        } else if c == '\'' {
-            i += 1;
-            while i < b.len() {
-                if b[i] == '\'' {
-                    if b.get(i + 1) == Some(&'\'') {
-                        i += 2;
-                        continue;
-                    }
-                    break;
-                }
-                i += 1;
-            }
-            i += 1;
-        } else if c == '"' {
-            let mut w = String::new();
-            i += 1;
-            while i < b.len() {
-                if b[i] == '"' {
-                    if b.get(i + 1) == Some(&'"') {
-                        w.push('"');
-                        i += 2;
-                        continue;
-                    }
-                    break;
-                }
-                w.push(b[i]);
-                i += 1;
-            }
-            i += 1;
-            out.push(Tok::Word(w));
-        } else if c == '$' {
-            // $1 parameter, or a $tag$ delimiter: both are dropped
-            i += 1;
-            while i < b.len() && (b[i].is_alphanumeric() || b[i] == '_') {
-                i += 1;
-            }
-            if i < b.len() && b[i] == '$' {
-                i += 1;
-            }
-        } else if c.is_alphanumeric() || c == '_' {
-            let mut w = String::new();
-            while i < b.len() && (b[i].is_alphanumeric() || b[i] == '_' || b[i] == '$') {
-                w.extend(b[i].to_lowercase());
-                i += 1;
-            }
-            out.push(Tok::Word(w));
-        } else {
-            out.push(Tok::Punct(c));
-            i += 1;
-        }
-    }
-    out
-}
-
+/// An identifier or keyword (quoted identifiers as written), else None.
 fn word(t: Option<&Tok>) -> Option<&str> {
-    match t {
-        Some(Tok::Word(w)) => Some(w.as_str()),
-        _ => None,
-    }
+    t.and_then(Tok::ident)
 }
 
 /// Split at top-level semicolons (a pg_stat_statements entry is one statement,
@@ -357,7 +266,9 @@ fn classify_statement(s: &[Tok]) -> Vec<Finding> {
 
 /// Every hazard in one statement text.
 pub fn classify(sql: &str) -> Vec<Finding> {
-    let toks = tokenize(sql);
+    // the bodies of dollar-quoted strings are lexed too, so calls inside DO blocks
+    // and function bodies are seen
+    let toks = tokenize_bodies(sql);
     let mut out: Vec<Finding> = statements(&toks)
         .into_iter()
         .flat_map(classify_statement)

@@ -205,8 +205,24 @@ fn every_plan_reads_back_from_what_is_stored() {
         let Ok(i) = r else { continue };
         for p in &i.plans {
             let back = super::stored(&p.stored, p.stored_format.as_str());
-            assert_eq!(back.as_ref().ok(), Some(&p.parsed), "{:?}", back.as_ref().err());
+            assert_eq!(
+                back.as_ref().ok(),
+                Some(&p.parsed),
+                "{:?}",
+                back.as_ref().err()
+            );
         }
+    }
+}
+
+#[test]
+fn json_plans_are_stored_as_text() {
+    for (name, v, _, json) in CORPUS {
+        let r = import(json);
+        let f = r
+            .ok()
+            .and_then(|i| i.plans.first().map(|p| p.stored_format));
+        assert_eq!(f, Some(Format::Text), "{name} pg{v}");
     }
 }
 

@@ -10,6 +10,7 @@
 pub mod auto_explain;
 pub mod clean;
 pub mod emit;
+pub mod emit_text;
 pub mod markup;
 pub mod text;
 pub mod text_node;
@@ -179,7 +180,16 @@ fn plan_of(
                 .join("\n"),
             Format::Text,
         ),
-        _ => (emit::to_explain_json(&parsed).to_string(), Format::Json),
+        // as text when it reads back to the same tree (anything the text form cannot
+        // carry, such as a multi-line Query Text, keeps the JSON form)
+        _ => {
+            let text = emit_text::to_explain_text(&parsed);
+            if stored(&text, "text").is_ok_and(|back| back == parsed) {
+                (text, Format::Text)
+            } else {
+                (emit::to_explain_json(&parsed).to_string(), Format::Json)
+            }
+        }
     };
     Ok(ImportedPlan {
         stored,
