@@ -241,6 +241,51 @@ AS 'MODULE_PATHNAME', 'safe_ddl_wrapper';
 REVOKE ALL ON FUNCTION capstone.safe_ddl(text, interval, integer, text[], boolean) FROM PUBLIC;
 COMMENT ON FUNCTION capstone.safe_ddl(text, interval, integer, text[], boolean) IS
   'Runs one DDL statement under lock_timeout with exponential backoff and jitter, logging every attempt in capstone.ddl_attempts, so it never queues behind a lock while blocking everyone behind it. The statement is linted first (capstone.lint_migration): its findings are the warnings, and a rewrite or full scan under a write-blocking lock on a table of 10 MB or more is refused (55000, with the finding and the safe alternative) unless allow names it (''rewrite'', ''scan''). dry_run => true returns the findings without running anything.';
+-- Plans from elsewhere: plan_import reads a pasted plan (text, JSON, YAML, XML,
+-- auto_explain logs) without executing anything and stores it as the caller's imported
+-- evidence; plan_tips scores findings on any stored plan. estimate_gap(bigint) and
+-- explain_diff(bigint, bigint) read imported plans too.
+CREATE  FUNCTION "plan_import"(
+	"source" TEXT, /* Option < String > */
+	"label" TEXT DEFAULT NULL /* Option < String > */
+) RETURNS TABLE (
+	"evidence_id" bigint,  /* i64 */
+	"format" TEXT,  /* String */
+	"plan_no" INT,  /* i32 */
+	"plans" INT,  /* i32 */
+	"nodes" INT,  /* i32 */
+	"duration_ms" double precision,  /* Option < f64 > */
+	"query_text" TEXT  /* Option < String > */
+)
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'plan_import_wrapper';
+ALTER FUNCTION capstone.plan_import(text, text) SET search_path = pg_catalog, pg_temp;
+CREATE  FUNCTION "plan_tips"(
+	"evidence_id" bigint, /* Option < i64 > */
+	"top_n" INT DEFAULT 3 /* Option < i32 > */
+) RETURNS TABLE (
+	"rank" INT,  /* i32 */
+	"node_id" INT,  /* Option < i32 > */
+	"node" TEXT,  /* String */
+	"finding" TEXT,  /* String */
+	"evidence" TEXT,  /* String */
+	"first_fix" TEXT,  /* String */
+	"est_saving_ms" double precision  /* Option < f64 > */
+)
+STABLE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'plan_tips_wrapper';
+ALTER FUNCTION capstone.plan_tips(bigint, integer) SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION capstone.plan_import(text, text) IS
+  'Reads a plan capstone did not run (EXPLAIN text as pasted from psql, with header, footer, + marks, frames or hard-wrapped lines; FORMAT JSON, YAML or XML; or auto_explain log entries, text or JSON, one plan each) and stores each plan as the caller''s evidence, marked imported. Nothing is executed. Returns the evidence id, the detected format, the plan''s number and node count, and auto_explain''s duration and query text. Unreadable text is 22P02 naming the line and what was expected.';
+COMMENT ON FUNCTION capstone.plan_tips(bigint, integer) IS
+  'Findings on a stored plan (captured or imported), scored by the time a fix could save (est_saving_ms): row misestimates charged with the nodes above that inherit them, filters discarding most rows read (missing index on a seq scan), sorts and hashes on disk with the work_mem that fits, heap fetches in index-only scans, lossy bitmaps, parallel workers not launched, JIT share, nested loops with many inner loops. Each row names the node, the evidence and the first fix; top_n rows (default 3).';
+COMMENT ON FUNCTION capstone.estimate_gap(bigint) IS
+  'estimate_gap on a stored capture or imported plan (an id from capstone.evidence).';
+COMMENT ON FUNCTION capstone.explain_diff(bigint, bigint) IS
+  'Diffs two stored plans, captured or imported (production plan vs a fix tried on staging), node by node, aligned by relation and position.';
+
 
 -- index advice from the workload: index_advice (PUBLIC revoked: plans the caller's statements and writes evidence), index_drop_advice (PUBLIC: reads what the caller may see), index_prove (PUBLIC revoked: builds an index)
 CREATE  FUNCTION "index_advice"(

@@ -31,12 +31,18 @@ REVOKE ALL ON FUNCTION capstone.estimate_gap(text, text) FROM PUBLIC;
 COMMENT ON FUNCTION capstone.estimate_gap(text, text) IS
   'Runs the query (rolled back) and returns estimated vs actual rows per plan node, the q-error and its direction, nodes at or above capstone.gap_threshold, and the lowest misestimated node as the likely root cause.';
 COMMENT ON FUNCTION capstone.estimate_gap(bigint) IS
-  'estimate_gap on a stored capture (an id from capstone.evidence).';
+  'estimate_gap on a stored capture or imported plan (an id from capstone.evidence).';
 REVOKE ALL ON FUNCTION capstone.explain_diff(text, text, text, integer) FROM PUBLIC;
 COMMENT ON FUNCTION capstone.explain_diff(text, text, text, integer) IS
   'Before/after proof: runs the query, applies change (kept; if it fails nothing of it is applied), runs the query again, and returns one row per changed plan node (scan method, join method, join order, time, buffers, rows) plus a statement summary.';
 COMMENT ON FUNCTION capstone.explain_diff(bigint, bigint) IS
-  'Diffs two stored captures, node by node, aligned by relation and position.';
+  'Diffs two stored plans, captured or imported (production plan vs a fix tried on staging), node by node, aligned by relation and position.';
+-- Plans from elsewhere: plan_import executes nothing (it reads the pasted text) and stores
+-- the plans as the caller's own evidence, like the other evidence writers for anyone.
+COMMENT ON FUNCTION capstone.plan_import(text, text) IS
+  'Reads a plan capstone did not run (EXPLAIN text as pasted from psql, with header, footer, + marks, frames or hard-wrapped lines; FORMAT JSON, YAML or XML; or auto_explain log entries, text or JSON, one plan each) and stores each plan as the caller''s evidence, marked imported. Nothing is executed. Returns the evidence id, the detected format, the plan''s number and node count, and auto_explain''s duration and query text. Unreadable text is 22P02 naming the line and what was expected.';
+COMMENT ON FUNCTION capstone.plan_tips(bigint, integer) IS
+  'Findings on a stored plan (captured or imported), scored by the time a fix could save (est_saving_ms): row misestimates charged with the nodes above that inherit them, filters discarding most rows read (missing index on a seq scan), sorts and hashes on disk with the work_mem that fits, heap fetches in index-only scans, lossy bitmaps, parallel workers not launched, JIT share, nested loops with many inner loops. Each row names the node, the evidence and the first fix; top_n rows (default 3).';
 -- Each role keeps its own watch list (row-level security); plan_gate runs only the caller's.
 GRANT SELECT, INSERT, UPDATE, DELETE ON capstone.watched_queries TO PUBLIC;
 REVOKE ALL ON FUNCTION capstone.plan_gate() FROM PUBLIC;

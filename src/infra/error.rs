@@ -54,6 +54,9 @@ pub enum CapstoneError {
     /// 57014: a bounded wait ran out.
     #[error("{0}")]
     Timeout(String),
+    /// 22P02: a text argument that cannot be read as what it should be (a pasted plan).
+    #[error("{0}")]
+    InvalidText(String),
     /// P0001: a gate ran and its verdict is "failed" (plan_gate's assert form).
     #[error("{0}")]
     GateFailed(String),
@@ -171,6 +174,7 @@ impl CapstoneError {
             CapstoneError::NotSupported(_) => C::ERRCODE_FEATURE_NOT_SUPPORTED,
             CapstoneError::Timeout(_) => C::ERRCODE_QUERY_CANCELED,
             CapstoneError::GateFailed(_) => C::ERRCODE_RAISE_EXCEPTION,
+            CapstoneError::InvalidText(_) => C::ERRCODE_INVALID_TEXT_REPRESENTATION,
         }
     }
 

@@ -108,13 +108,28 @@ pub fn capture(
 /// Load a stored plan capture: its plan and its label (or query).
 pub fn load_plan(id: i64) -> Result<(ExplainResult, Option<String>)> {
     let c = crate::infra::evidence::load(id);
+    // imported plans keep theirs under their own key, so nothing reads them as measured
+    if let Some(serde_json::Value::String(src)) = c.payload.get("imported_source") {
+        let format = c
+            .payload
+            .pointer("/imported/stored_as")
+            .and_then(|f| f.as_str())
+            .unwrap_or("text");
+        let r = super::import::stored(src, format).map_err(|e| {
+            CapstoneError::PrerequisiteState(format!(
+                "evidence row {id} holds an imported plan that cannot be read: {e}"
+            ))
+            .with_hint("import the plan again with capstone.plan_import")
+        })?;
+        return Ok((r, c.label.or(c.query)));
+    }
     let Some(plan) = c.payload.get("plan") else {
         return Err(CapstoneError::WrongObjectType(format!(
             "evidence row {id} ({} gate) holds no plan",
             c.gate
         ))
         .with_hint(
-            "pass the id of a row written by capstone.explain, estimate_gap or explain_diff",
+            "pass the id of a row written by capstone.explain, estimate_gap, explain_diff or plan_import",
         ));
     };
     Ok((read_plan(plan)?, c.label.or(c.query)))

@@ -1,13 +1,15 @@
 //! Plan evidence from psql, the SQL surface: capture (`capstone.explain`), before/after
 //! proof (`capstone.explain_diff`), estimate gaps (`capstone.estimate_gap`) and the
-//! plan-regression gate (`capstone.plan_gate`, `plan_gate_json`, `assert_plans`).
+//! plan-regression gate (`capstone.plan_gate`, `plan_gate_json`, `assert_plans`), plans
+//! from elsewhere (`capstone.plan_import`) and findings on any plan (`capstone.plan_tips`).
 //! Argument checks, calls and result rows only; errors are raised here and nowhere below.
 //!
 //! The rooms: the plan model is pure Rust (`tree` the typed plan, `parse` reading EXPLAIN
 //! JSON into it, `flatten` the pre-order listing and timing, `gaps` estimate gaps, `diff`
 //! two plans aligned, `stats` the median); `statement` checks the text, `capture` runs
 //! EXPLAIN and stores evidence, `proof` is explain_diff's before/after, `watched` reads
-//! the watched queries and `gate` judges them.
+//! the watched queries and `gate` judges them; `import` reads pasted plans, `imported`
+//! stores them, `tips` scores findings.
 
 // pgrx needs each result row spelled out as a name!() tuple in the signature
 #![allow(clippy::type_complexity)]
@@ -17,12 +19,16 @@ pub mod diff;
 pub mod flatten;
 pub mod gaps;
 pub mod gate;
+pub mod import;
 pub mod parse;
 pub mod proof;
 pub mod statement;
 pub mod stats;
+pub mod tips;
 pub mod tree;
 pub mod watched;
+
+mod imported;
 
 #[cfg(test)]
 mod diff_tests;
@@ -388,6 +394,99 @@ fn explain_diff_evidence(
     let (pb, _) = capture::load_plan(b).or_raise();
     let (pa, _) = capture::load_plan(a).or_raise();
     TableIterator::new(diff_rows(&pb, &pa, Some((b, a))))
+}
+
+/// Read a plan capstone did not run (EXPLAIN text as pasted from psql, JSON, YAML,
+/// XML, or auto_explain log entries) and store each plan as evidence. Nothing is executed.
+#[pg_extern(volatile, parallel_unsafe)]
+fn plan_import(
+    source: Option<String>,
+    label: default!(Option<String>, "NULL"),
+) -> TableIterator<
+    'static,
+    (
+        name!(evidence_id, i64),
+        name!(format, String),
+        name!(plan_no, i32),
+        name!(plans, i32),
+        name!(nodes, i32),
+        name!(duration_ms, Option<f64>),
+        name!(query_text, Option<String>),
+    ),
+> {
+    let source = crate::infra::error::required(source, "source");
+    let imported = import::import(&source).unwrap_or_else(|e| {
+        CapstoneError::InvalidText(format!("cannot read this plan: {e}")).raise_with(
+            format!(
+                "capstone read the paste as {}",
+                import::detect(&import::clean::clean(&source)).as_str()
+            ),
+            "pass the whole output of EXPLAIN (text, JSON, YAML or XML) or the auto_explain log lines, as printed",
+        )
+    });
+    let ids = imported::store(&imported, label.as_deref());
+    let of = imported.plans.len() as i32;
+    let rows: Vec<_> = imported
+        .plans
+        .iter()
+        .zip(ids)
+        .enumerate()
+        .map(|(i, (p, id))| {
+            let format = match imported.format {
+                import::Format::AutoExplain => format!("auto_explain ({})", p.format.as_str()),
+                f => f.as_str().to_string(),
+            };
+            (
+                id,
+                format,
+                i as i32 + 1,
+                of,
+                p.parsed.node_count() as i32,
+                ms(p.duration_ms),
+                p.parsed.query_text.clone(),
+            )
+        })
+        .collect();
+    TableIterator::new(rows)
+}
+
+/// Findings on a stored plan (captured or imported), highest possible saving first.
+#[pg_extern(stable, parallel_unsafe)]
+fn plan_tips(
+    evidence_id: Option<i64>,
+    top_n: default!(Option<i32>, 3),
+) -> TableIterator<
+    'static,
+    (
+        name!(rank, i32),
+        name!(node_id, Option<i32>),
+        name!(node, String),
+        name!(finding, String),
+        name!(evidence, String),
+        name!(first_fix, String),
+        name!(est_saving_ms, Option<f64>),
+    ),
+> {
+    let id = crate::infra::error::required(evidence_id, "evidence_id");
+    let top_n = check_range("top_n", top_n.unwrap_or(3), 1, 100_000);
+    let (r, _) = capture::load_plan(id).or_raise();
+    let rows: Vec<_> = tips::plan_tips(&r, crate::infra::gucs::gap_threshold())
+        .into_iter()
+        .take(top_n as usize)
+        .enumerate()
+        .map(|(i, t)| {
+            (
+                i as i32 + 1,
+                t.node_id.map(|n| n as i32),
+                t.node,
+                t.finding.to_string(),
+                t.evidence,
+                t.first_fix,
+                ms(t.est_saving_ms),
+            )
+        })
+        .collect();
+    TableIterator::new(rows)
 }
 
 /// Run every enabled watched query and judge it: pass, or fail with reasons.

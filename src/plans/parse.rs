@@ -37,7 +37,7 @@ use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::fmt;
 
-use super::tree::{ExplainResult, PlanNode, TriggerTime};
+use super::tree::{ExplainResult, Jit, PlanNode, TriggerTime};
 use crate::infra::json::JsonError;
 pub use crate::infra::json::{MAX_JSON_DEPTH, MAX_PLAN_DEPTH};
 
@@ -249,7 +249,34 @@ fn parse_top(top: &Map<String, Value>) -> Result<ExplainResult, PlanError> {
         triggers,
         planning_shared_hit,
         planning_shared_read,
+        query_text: text(top, "Query Text"),
+        jit: match top.get("JIT") {
+            Some(Value::Object(j)) => Some(read_jit(j)),
+            _ => None,
+        },
     })
+}
+
+fn read_jit(j: &Map<String, Value>) -> Jit {
+    let timing = match j.get("Timing") {
+        Some(Value::Object(t)) => Some(t),
+        _ => None,
+    };
+    // PG15+ nests Generation as {"Deform", "Total"}; older majors print a number
+    let t = |k: &str| {
+        timing.and_then(|t| match t.get(k) {
+            Some(Value::Object(o)) => num(o, "Total"),
+            _ => num(t, k),
+        })
+    };
+    Jit {
+        functions: int(j, "Functions"),
+        generation_ms: t("Generation"),
+        inlining_ms: t("Inlining"),
+        optimization_ms: t("Optimization"),
+        emission_ms: t("Emission"),
+        total_ms: t("Total"),
+    }
 }
 
 fn parse_node(m: &Map<String, Value>, path: &str, depth: usize) -> Result<PlanNode, PlanError> {
@@ -353,6 +380,27 @@ fn parse_node(m: &Map<String, Value>, path: &str, depth: usize) -> Result<PlanNo
         heap_fetches: int(m, "Heap Fetches"),
         workers_planned: int(m, "Workers Planned"),
         workers_launched: int(m, "Workers Launched"),
+        sort_method: text(m, "Sort Method"),
+        sort_space_type: text(m, "Sort Space Type"),
+        sort_space_kb: int(m, "Sort Space Used"),
+        hash_buckets: int(m, "Hash Buckets"),
+        hash_batches: int(m, "Hash Batches"),
+        original_hash_batches: int(m, "Original Hash Batches"),
+        peak_memory_kb: int(m, "Peak Memory Usage"),
+        hashagg_batches: int(m, "HashAgg Batches"),
+        disk_usage_kb: int(m, "Disk Usage"),
+        cache_hits: int(m, "Cache Hits"),
+        cache_misses: int(m, "Cache Misses"),
+        cache_evictions: int(m, "Cache Evictions"),
+        cache_overflows: int(m, "Cache Overflows"),
+        rows_removed_by_index_recheck: num(m, "Rows Removed by Index Recheck"),
+        exact_heap_blocks: int(m, "Exact Heap Blocks"),
+        lossy_heap_blocks: int(m, "Lossy Heap Blocks"),
+        io_read_time: num(m, "I/O Read Time").or_else(|| num(m, "Shared I/O Read Time")),
+        io_write_time: num(m, "I/O Write Time").or_else(|| num(m, "Shared I/O Write Time")),
+        wal_records: int(m, "WAL Records"),
+        wal_fpi: int(m, "WAL FPI"),
+        wal_bytes: int(m, "WAL Bytes"),
         conditions,
         children,
     })

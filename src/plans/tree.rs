@@ -60,6 +60,33 @@ pub struct PlanNode {
     pub heap_fetches: Option<i64>,
     pub workers_planned: Option<i64>,
     pub workers_launched: Option<i64>,
+    /// Sort/Incremental Sort: "quicksort", "top-N heapsort", "external merge", ...
+    pub sort_method: Option<String>,
+    /// "Memory" or "Disk".
+    pub sort_space_type: Option<String>,
+    pub sort_space_kb: Option<i64>,
+    pub hash_buckets: Option<i64>,
+    pub hash_batches: Option<i64>,
+    pub original_hash_batches: Option<i64>,
+    /// Hash "Peak Memory Usage" or HashAggregate/Memoize/Material "Peak Memory Usage".
+    pub peak_memory_kb: Option<i64>,
+    /// HashAggregate `"HashAgg Batches"` (PG13+): more than 1 means it spilled.
+    pub hashagg_batches: Option<i64>,
+    /// HashAggregate `"Disk Usage"` in kB.
+    pub disk_usage_kb: Option<i64>,
+    pub cache_hits: Option<i64>,
+    pub cache_misses: Option<i64>,
+    pub cache_evictions: Option<i64>,
+    pub cache_overflows: Option<i64>,
+    pub rows_removed_by_index_recheck: Option<f64>,
+    pub exact_heap_blocks: Option<i64>,
+    pub lossy_heap_blocks: Option<i64>,
+    /// ms (track_io_timing), shared/local reads and writes.
+    pub io_read_time: Option<f64>,
+    pub io_write_time: Option<f64>,
+    pub wal_records: Option<i64>,
+    pub wal_fpi: Option<i64>,
+    pub wal_bytes: Option<i64>,
     /// ("Filter", "..."), ("Index Cond", ...), ("Hash Cond", ...), ...
     pub conditions: Vec<(String, String)>,
     pub children: Vec<PlanNode>,
@@ -88,6 +115,20 @@ pub struct ExplainResult {
     /// Buffers the planner used (`"Planning"` object).
     pub planning_shared_hit: Option<i64>,
     pub planning_shared_read: Option<i64>,
+    /// `"Query Text"` (auto_explain and imported plans).
+    pub query_text: Option<String>,
+    pub jit: Option<Jit>,
+}
+
+/// The top-level `"JIT"` object: functions compiled and the time spent, in ms.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Jit {
+    pub functions: Option<i64>,
+    pub generation_ms: Option<f64>,
+    pub inlining_ms: Option<f64>,
+    pub optimization_ms: Option<f64>,
+    pub emission_ms: Option<f64>,
+    pub total_ms: Option<f64>,
 }
 
 fn is_join_type(node_type: &str) -> bool {
