@@ -200,7 +200,15 @@ pub fn advise(min_calls: i64, min_savings_pct: f64, top_n: usize) -> Result<(Vec
     let writes = workload::writes(&picked_tables)?;
 
     let mut out = Vec::new();
-    for p in picks {
+    for mut p in picks {
+        // the statements an index serves, the one it saves most on first; the workload's
+        // own order follows measured time, which differs from run to run
+        p.served.sort_by(|(sa, ba, aa), (sb, bb, ab)| {
+            let saved = |s: usize, b: f64, a: f64| (b - a) * stmts[s].0.calls as f64;
+            saved(*sb, *bb, *ab)
+                .total_cmp(&saved(*sa, *ba, *aa))
+                .then_with(|| stmts[*sa].0.query.cmp(&stmts[*sb].0.query))
+        });
         let k = &costed[p.candidate];
         let width: i32 = k.index.columns.iter().map(|c| c.width).sum();
         let table_writes = writes.get(&k.cand.relid).copied().unwrap_or(0);
