@@ -24,14 +24,7 @@ pub struct Analyzed {
 }
 
 unsafe fn list_nodes(list: *mut pg_sys::List) -> Vec<*mut pg_sys::Node> {
-    if list.is_null() {
-        return Vec::new();
-    }
-    unsafe {
-        (0..(*list).length as usize)
-            .map(|i| (*(*list).elements.add(i)).ptr_value as *mut pg_sys::Node)
-            .collect()
-    }
+    unsafe { crate::infra::parse::list_ptrs(list) }
 }
 
 unsafe fn tag(node: *mut pg_sys::Node) -> Option<pg_sys::NodeTag> {

@@ -42,14 +42,7 @@ unsafe fn cstr(p: *const std::ffi::c_char) -> String {
 }
 
 unsafe fn list_nodes(list: *mut pg_sys::List) -> Vec<*mut pg_sys::Node> {
-    if list.is_null() {
-        return Vec::new();
-    }
-    unsafe {
-        (0..(*list).length as usize)
-            .map(|i| (*(*list).elements.add(i)).ptr_value as *mut pg_sys::Node)
-            .collect()
-    }
+    unsafe { crate::infra::parse::list_ptrs(list) }
 }
 
 unsafe fn is_a(node: *mut pg_sys::Node, tag: pg_sys::NodeTag) -> bool {

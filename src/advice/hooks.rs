@@ -88,14 +88,10 @@ unsafe fn is_plain_explain(stmt: *mut pg_sys::Node) -> bool {
                 return false;
             }
         }
-        let opts = (*explain).options;
-        if !opts.is_null() {
-            for i in 0..(*opts).length as usize {
-                let def = (*(*opts).elements.add(i)).ptr_value as *mut pg_sys::DefElem;
-                let name = std::ffi::CStr::from_ptr((*def).defname).to_bytes();
-                if name.eq_ignore_ascii_case(b"analyze") && pg_sys::defGetBoolean(def) {
-                    return false;
-                }
+        for def in crate::infra::parse::list_ptrs::<pg_sys::DefElem>((*explain).options) {
+            let name = std::ffi::CStr::from_ptr((*def).defname).to_bytes();
+            if name.eq_ignore_ascii_case(b"analyze") && pg_sys::defGetBoolean(def) {
+                return false;
             }
         }
         true

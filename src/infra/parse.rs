@@ -13,14 +13,25 @@ pub fn raw_statements(sql: &str, what: &str) -> Vec<*mut pg_sys::Node> {
     // SAFETY: the raw parser on a NUL-terminated string; its list holds RawStmt nodes
     unsafe {
         let list = pg_sys::raw_parser(c.as_ptr(), pg_sys::RawParseMode::RAW_PARSE_DEFAULT);
-        if list.is_null() {
-            return Vec::new();
-        }
+        list_ptrs::<pg_sys::RawStmt>(list)
+            .into_iter()
+            .map(|raw| (*raw).stmt)
+            .collect()
+    }
+}
+
+/// The pointer cells of a PostgreSQL `List` (NIL is empty), as the type the caller
+/// knows they hold: parse-tree nodes, RawStmts, DefElems, IndexOptInfos.
+///
+/// # Safety
+/// `list` is NIL or a valid pointer `List` whose cells all point to a `T`.
+pub unsafe fn list_ptrs<T>(list: *mut pg_sys::List) -> Vec<*mut T> {
+    if list.is_null() {
+        return Vec::new();
+    }
+    unsafe {
         (0..(*list).length as usize)
-            .map(|i| {
-                let raw = (*(*list).elements.add(i)).ptr_value as *mut pg_sys::RawStmt;
-                (*raw).stmt
-            })
+            .map(|i| (*(*list).elements.add(i)).ptr_value as *mut T)
             .collect()
     }
 }

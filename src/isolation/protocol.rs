@@ -112,12 +112,7 @@ unsafe fn const_value(arg: *mut pg_sys::Node) -> (Option<i64>, Option<String>) {
 
 unsafe fn begin_options(stmt: *mut pg_sys::TransactionStmt) -> BeginOptions {
     let mut o = BeginOptions::default();
-    let list = (*stmt).options;
-    if list.is_null() {
-        return o;
-    }
-    for i in 0..(*list).length as usize {
-        let d = (*(*list).elements.add(i)).ptr_value as *mut pg_sys::DefElem;
+    for d in crate::infra::parse::list_ptrs::<pg_sys::DefElem>((*stmt).options) {
         if d.is_null() || (*d).defname.is_null() {
             continue;
         }

@@ -82,24 +82,14 @@ unsafe fn proves_not_null(conbin: &str, attnum: i16) -> bool {
                 if (*b).boolop != pg_sys::BoolExprType::AND_EXPR || (*b).args.is_null() {
                     return false;
                 }
-                let l = (*b).args;
-                (0..(*l).length as usize).any(|i| {
-                    test(
-                        (*(*l).elements.add(i)).ptr_value as *mut pg_sys::Node,
-                        attnum,
-                    )
-                })
+                crate::infra::parse::list_ptrs((*b).args)
+                    .into_iter()
+                    .any(|a| test(a, attnum))
             }
             // a CHECK is stored as an implicit-AND list
-            pg_sys::NodeTag::T_List => {
-                let l = n as *mut pg_sys::List;
-                (0..(*l).length as usize).any(|i| {
-                    test(
-                        (*(*l).elements.add(i)).ptr_value as *mut pg_sys::Node,
-                        attnum,
-                    )
-                })
-            }
+            pg_sys::NodeTag::T_List => crate::infra::parse::list_ptrs(n as *mut pg_sys::List)
+                .into_iter()
+                .any(|a| test(a, attnum)),
             _ => false,
         }
     }

@@ -136,6 +136,18 @@ impl<'f, F: Facts> Linter<'f, F> {
         }
     }
 
+    /// `<what> CONCURRENTLY` inside BEGIN/COMMIT fails at run time (25001).
+    fn concurrent_in_tx(&self, out: &mut Vec<Finding>, concurrent: bool, what: &str) {
+        if concurrent && self.in_tx {
+            out.push(Self::plain(
+                "ban-concurrent-index-creation-in-transaction",
+                "error",
+                format!("{what} CONCURRENTLY cannot run inside a transaction block (25001)"),
+                "run it on its own, outside BEGIN/COMMIT".into(),
+            ));
+        }
+    }
+
     fn plain(rule: &'static str, severity: &'static str, finding: String, alt: String) -> Finding {
         Finding {
             rule,
@@ -287,14 +299,7 @@ impl<'f, F: Facts> Linter<'f, F> {
                 columns,
                 if_not_exists,
             } => {
-                if *concurrent && self.in_tx {
-                    out.push(Self::plain(
-                        "ban-concurrent-index-creation-in-transaction",
-                        "error",
-                        "CREATE INDEX CONCURRENTLY cannot run inside a transaction block (25001)".into(),
-                        "run it on its own, outside BEGIN/COMMIT".into(),
-                    ));
-                }
+                self.concurrent_in_tx(&mut out, *concurrent, "CREATE INDEX");
                 if !self.is_new(table) {
                     if !concurrent {
                         let n = name.as_deref().map(ident).unwrap_or_default();
@@ -331,14 +336,7 @@ impl<'f, F: Facts> Linter<'f, F> {
                 indexes,
                 concurrent,
             } => {
-                if *concurrent && self.in_tx {
-                    out.push(Self::plain(
-                        "ban-concurrent-index-creation-in-transaction",
-                        "error",
-                        "DROP INDEX CONCURRENTLY cannot run inside a transaction block (25001)".into(),
-                        "run it on its own, outside BEGIN/COMMIT".into(),
-                    ));
-                }
+                self.concurrent_in_tx(&mut out, *concurrent, "DROP INDEX");
                 if !concurrent {
                     for i in indexes {
                         let t = self.facts.index_table(i).unwrap_or_else(|| i.clone());
@@ -364,14 +362,7 @@ impl<'f, F: Facts> Linter<'f, F> {
                 index,
                 concurrent,
             } => {
-                if *concurrent && self.in_tx {
-                    out.push(Self::plain(
-                        "ban-concurrent-index-creation-in-transaction",
-                        "error",
-                        "REINDEX CONCURRENTLY cannot run inside a transaction block (25001)".into(),
-                        "run it on its own, outside BEGIN/COMMIT".into(),
-                    ));
-                }
+                self.concurrent_in_tx(&mut out, *concurrent, "REINDEX");
                 if !concurrent {
                     let (t, what) = match index {
                         Some(true) => (

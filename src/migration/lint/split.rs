@@ -56,12 +56,9 @@ unsafe fn parse(
 }
 
 unsafe fn raw_list(list: *mut pg_sys::List, len: usize) -> Vec<(usize, usize, *mut pg_sys::Node)> {
-    if list.is_null() {
-        return Vec::new();
-    }
-    (0..(*list).length as usize)
-        .map(|i| {
-            let raw = (*(*list).elements.add(i)).ptr_value as *mut pg_sys::RawStmt;
+    crate::infra::parse::list_ptrs::<pg_sys::RawStmt>(list)
+        .into_iter()
+        .map(|raw| {
             let start = ((*raw).stmt_location.max(0) as usize).min(len);
             let end = if (*raw).stmt_len <= 0 {
                 len

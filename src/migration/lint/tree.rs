@@ -23,12 +23,7 @@ unsafe fn opt(p: *const std::os::raw::c_char) -> Option<String> {
 }
 
 unsafe fn nodes(l: *mut pg_sys::List) -> Vec<*mut pg_sys::Node> {
-    if l.is_null() {
-        return Vec::new();
-    }
-    (0..(*l).length as usize)
-        .map(|i| (*(*l).elements.add(i)).ptr_value as *mut pg_sys::Node)
-        .collect()
+    crate::infra::parse::list_ptrs(l)
 }
 
 unsafe fn is(n: *mut pg_sys::Node, tag: pg_sys::NodeTag) -> bool {

@@ -7,6 +7,16 @@ use super::super::types;
 use super::{key, Facts, Linter};
 
 impl<F: Facts> Linter<'_, F> {
+    /// A constraint added NOT VALID inside a transaction: validating it in the same
+    /// transaction keeps the ADD's lock, which the linter then reports.
+    fn added_not_valid(&mut self, name: &Option<String>) {
+        if let Some(n) = name {
+            if self.in_tx {
+                self.tx_not_valid.insert(n.clone());
+            }
+        }
+    }
+
     /// Grade one subcommand on an existing table; returns the lock it takes.
     pub(super) fn cmd(&mut self, out: &mut Vec<Finding>, table: &Name, c: &Cmd) -> Lock {
         let t = table.sql();
@@ -233,11 +243,7 @@ impl<F: Facts> Linter<'_, F> {
                     }
                 }
                 if *not_valid {
-                    if let Some(n) = name {
-                        if self.in_tx {
-                            self.tx_not_valid.insert(n.clone());
-                        }
-                    }
+                    self.added_not_valid(name);
                 } else {
                     let n = name
                         .as_deref()
@@ -262,11 +268,7 @@ impl<F: Facts> Linter<'_, F> {
                 not_valid,
             } => {
                 if *not_valid {
-                    if let Some(n) = name {
-                        if self.in_tx {
-                            self.tx_not_valid.insert(n.clone());
-                        }
-                    }
+                    self.added_not_valid(name);
                 } else {
                     let n = name
                         .as_deref()
@@ -408,14 +410,7 @@ impl<F: Facts> Linter<'_, F> {
                 partition,
                 concurrent,
             } => {
-                if *concurrent && self.in_tx {
-                    out.push(Self::plain(
-                        "ban-concurrent-index-creation-in-transaction",
-                        "error",
-                        "DETACH PARTITION CONCURRENTLY cannot run inside a transaction block (25001)".into(),
-                        "run it on its own".into(),
-                    ));
-                }
+                self.concurrent_in_tx(out, *concurrent, "DETACH PARTITION");
                 if *concurrent {
                     return Lock::ShareUpdateExclusive;
                 }
