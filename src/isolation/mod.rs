@@ -158,6 +158,16 @@ fn isolation_matrix() -> TableIterator<
 mod tests {
     use pgrx::prelude::*;
 
+    /// Demos run one at a time per database and refuse with 55P03 while another runs; the
+    /// pg_tests run on parallel threads in one database, so each demo test first waits for
+    /// the demo lock (its own transaction then holds it, and the demo's try succeeds).
+    fn wait_for_other_demos() -> spi::Result<()> {
+        Spi::run_with_args(
+            "SELECT pg_advisory_xact_lock(hashtext($1))",
+            &[super::read::DEMO_LOCK_KEY.into()],
+        )
+    }
+
     fn observed_at(level: &str) -> spi::Result<Option<String>> {
         Spi::get_one::<String>(&format!(
             "SELECT string_agg(anomaly, ' ' ORDER BY anomaly) FROM iso_m WHERE {level} = 'observed'"
@@ -166,6 +176,7 @@ mod tests {
 
     #[pg_test]
     fn the_matrix_is_what_each_level_promises() -> spi::Result<()> {
+        wait_for_other_demos()?;
         Spi::run("CREATE TEMP TABLE iso_m AS SELECT * FROM capstone.isolation_matrix()")?;
         assert_eq!(Spi::get_one::<i64>("SELECT count(*) FROM iso_m")?, Some(14));
         assert_eq!(
@@ -202,6 +213,7 @@ mod tests {
 
     #[pg_test]
     fn a_fix_prevents_what_read_committed_lets_through() -> spi::Result<()> {
+        wait_for_other_demos()?;
         let verdict = |case: &str, mode: &str| {
             Spi::get_one_with_args::<String>(
                 "SELECT result FROM capstone.anomaly_demo($1, $2) WHERE session = 'check'",

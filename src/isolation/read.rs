@@ -84,12 +84,18 @@ pub fn customer_fill() -> Result<(String, String), String> {
     .unwrap_or_else(|e| Err(e.to_string()))
 }
 
+/// The name whose hash keys the advisory lock that keeps demos one at a time.
+pub const DEMO_LOCK_KEY: &str = "capstone.anomaly_demo";
+
 /// The advisory lock that keeps demos one at a time in this database (this transaction).
 pub fn demo_lock() -> bool {
-    Spi::get_one::<bool>("SELECT pg_try_advisory_xact_lock(hashtext('capstone.anomaly_demo'))")
-        .ok()
-        .flatten()
-        .unwrap_or(false)
+    Spi::get_one_with_args::<bool>(
+        "SELECT pg_try_advisory_xact_lock(hashtext($1))",
+        &[DEMO_LOCK_KEY.into()],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or(false)
 }
 
 /// The next worker token.
