@@ -280,6 +280,10 @@ fn script_at(case: &Case, level: &str, fix: Option<Fix>, t: &str) -> Vec<Step> {
 pub struct Obs {
     pub session: usize,
     pub label: &'static str,
+    /// the order it was sent in: the answers arrive in the order the server gives them
+    /// (which of two deadlocked sessions fails first is the server's pick), so the verdict
+    /// lists waits in the order they began
+    pub sent: i32,
     /// the answer when it succeeded
     pub value: Option<String>,
     /// the SQLSTATE when it failed (or was skipped: the transaction had failed)
@@ -419,7 +423,9 @@ pub fn verdict(case: &Case, obs: &[Obs], final_state: &str) -> Verdict {
     let observed = observed(case, obs, final_state);
     let mut how = Vec::new();
     if !observed {
-        for o in obs {
+        let mut by_send: Vec<&Obs> = obs.iter().collect();
+        by_send.sort_by_key(|o| o.sent);
+        for o in by_send {
             if !o.waited_for.is_empty() {
                 let who = o
                     .waited_for
@@ -533,6 +539,24 @@ mod unit {
         waited.waited_for = vec![0];
         let v = verdict(c, &[waited, fail(1, "b_w1", "40001")], "1=11,2=21");
         assert_eq!(v.cell(), "prevented (blocked: B waited for A; 40001)");
+    }
+
+    #[test]
+    fn a_deadlock_reads_the_same_whichever_session_the_server_picks() {
+        // A sent its write first and waited for B; B then waited for A. The server
+        // fails one of them with 40P01, so the answers arrive in either order.
+        let c = case("p4");
+        let mut a = fail(0, "a_w", "40P01");
+        a.waited_for = vec![1];
+        a.sent = 5;
+        let mut b = ob(1, "b_w", "UPDATE 1");
+        b.waited_for = vec![0];
+        b.sent = 6;
+        let want = "prevented (blocked: A waited for B; blocked: B waited for A; 40P01)";
+        let a_first = verdict(c, &[a.clone(), b.clone()], "1=11,2=20");
+        let b_first = verdict(c, &[b, a], "1=11,2=20");
+        assert_eq!(a_first.cell(), want);
+        assert_eq!(b_first.cell(), want);
     }
 
     #[test]

@@ -170,6 +170,7 @@ pub fn run_script(d: &Driver, steps: &[Step], n: usize) -> Result<(Vec<Row>, Vec
         let mut o = catalogue::Obs {
             session: st.session,
             label: st.label,
+            sent: f.order,
             ..Default::default()
         };
         if let Some(w) = &f.waited {
@@ -270,6 +271,7 @@ pub fn run_script(d: &Driver, steps: &[Step], n: usize) -> Result<(Vec<Row>, Vec
                 obs.push(catalogue::Obs {
                     session: s,
                     label: steps[k].label,
+                    sent: order,
                     skipped: true,
                     ..Default::default()
                 });
