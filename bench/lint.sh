@@ -25,6 +25,8 @@ P=("${PSQL[@]}" -d "$DB")
 SET client_min_messages = warning;
 CREATE EXTENSION capstone;
 CREATE TABLE lint_ref (id int PRIMARY KEY);
+CREATE DOMAIN lint_pos AS int CHECK (VALUE > 0);
+CREATE DOMAIN lint_any AS int;
 INSERT INTO lint_ref SELECT g FROM generate_series(1, 1000) g;
 CREATE FUNCTION mk(t text, n int) RETURNS void LANGUAGE plpgsql AS \$f\$
 BEGIN

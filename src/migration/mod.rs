@@ -268,11 +268,10 @@ fn safe_ddl(
         for a in &allow {
             check_choice("allow", a, &["rewrite", "scan"]);
         }
-        let found = lint::findings(
-            &ddl,
-            lint::settings(lint::SMALL_TABLE_BYTES, lint::THROUGHPUT_MB_S),
-        )
-        .or_raise();
+        // the statement runs in this session: its statement_timeout is the one in force
+        let mut settings = lint::settings(lint::SMALL_TABLE_BYTES, lint::THROUGHPUT_MB_S);
+        settings.statement_timeout = lint::catalog::statement_timeout_in_force();
+        let found = lint::findings(&ddl, settings).or_raise();
         let warnings = safe_ddl::warnings(&found);
         let (bytes, rows) = safe_ddl::target_size(stmt.target.as_deref());
         let risk = safe_ddl::risk(warnings.len(), bytes, rows);

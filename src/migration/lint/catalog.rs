@@ -17,6 +17,19 @@ pub struct Catalog {
 }
 
 /// The server's major version and whether TimeZone is UTC.
+/// Is a statement_timeout (or, on PostgreSQL 17+, a transaction_timeout) in force in this
+/// session? safe_ddl's statement runs here, so this is what bounds it.
+pub fn statement_timeout_in_force() -> bool {
+    // SAFETY: reading this backend's GUC variables
+    unsafe {
+        #[cfg(any(feature = "pg17", feature = "pg18"))]
+        if pg_sys::TransactionTimeout > 0 {
+            return true;
+        }
+        pg_sys::StatementTimeout > 0
+    }
+}
+
 pub fn server() -> (u32, bool) {
     let major = Spi::get_one::<i32>(
         "SELECT pg_catalog.current_setting('server_version_num')::int OPERATOR(pg_catalog./) 10000",

@@ -4,7 +4,9 @@
 //! `findings` is the same linter for `safe_ddl`.
 
 pub mod catalog;
+pub mod form;
 pub mod model;
+pub mod partition;
 pub mod rules;
 pub mod split;
 pub mod tree;
@@ -80,8 +82,13 @@ pub fn findings(migration: &str, settings: Settings) -> Result<Vec<Located>> {
             .unwrap_or("")
             .matches('\n')
             .count() as i32;
-        let found = match &p.action {
-            Ok(a) => linter.statement(a),
+        let mut found = match &p.action {
+            Ok(a) => {
+                let in_tx = linter.in_transaction();
+                let mut f = linter.statement(a);
+                f.extend(linter.form(&p.form, in_tx));
+                f
+            }
             Err((code, msg, pos)) => {
                 let (rule, what) = if code == "42601" {
                     ("syntax-error", "does not parse")
@@ -104,6 +111,7 @@ pub fn findings(migration: &str, settings: Settings) -> Result<Vec<Located>> {
                 }]
             }
         };
+        found.extend(linter.identifiers(text));
         for f in found {
             out.push(Located {
                 statement_no: i as i32 + 1,
@@ -134,6 +142,7 @@ pub fn settings(small_table_bytes: i64, throughput_mb_s: f64) -> Settings {
         throughput_mb_s,
         pg_major,
         utc,
+        statement_timeout: false,
     }
 }
 
@@ -219,7 +228,7 @@ mod tests {
         Spi::run("ALTER TABLE lint_t ADD CONSTRAINT lint_t_c_nn CHECK (c IS NOT NULL)")?;
         let n = |m: &str| {
             Spi::get_one_with_args::<i64>(
-                "SELECT count(*) FROM capstone.lint_migration($1) WHERE rule <> 'require-lock-timeout' AND severity <> 'info'",
+                "SELECT count(*) FROM capstone.lint_migration($1) WHERE rule NOT IN ('require-lock-timeout', 'require-statement-timeout') AND severity <> 'info'",
                 &[m.into()],
             )
         };
@@ -246,17 +255,194 @@ mod tests {
     #[pg_test]
     fn a_bad_statement_gets_its_own_row() -> spi::Result<()> {
         let rules = Spi::get_one::<Vec<String>>(
-            "SELECT array_agg(rule ORDER BY statement_no) FROM capstone.lint_migration('CREATE INDEX i ON pg_class (relname); ALTER TABEL x; DROP TABLE pg_am;')",
+            "SELECT array_agg(rule ORDER BY statement_no, rule) FROM capstone.lint_migration('CREATE INDEX i ON pg_class (relname); ALTER TABEL x; DROP TABLE pg_am;') WHERE severity <> 'info'",
         )?;
         assert_eq!(
             rules,
             Some(vec![
                 "require-concurrent-index-creation".to_string(),
+                // pg_class is small: the statement_timeout finding is low
+                "require-statement-timeout".to_string(),
                 "syntax-error".to_string(),
                 "ban-drop-table".to_string(),
                 "require-lock-timeout".to_string(),
             ])
         );
+        // with a syntax error elsewhere the migration is cut at `;` tokens, but a function
+        // body in BEGIN ATOMIC ... END stays one statement
+        let rules = Spi::get_one::<Vec<String>>(
+            "SELECT array_agg(rule || ':' || statement_no ORDER BY statement_no, rule) FROM capstone.lint_migration(
+               'ALTER TABEL x; CREATE FUNCTION lint_fa() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; SELECT 2; END; DROP TABLE pg_am;')
+              WHERE severity <> 'info'",
+        )?;
+        assert_eq!(
+            rules,
+            Some(vec![
+                "syntax-error:1".to_string(),
+                "ban-drop-table:3".to_string(),
+                "require-lock-timeout:3".to_string(),
+            ])
+        );
+        Ok(())
+    }
+
+    /// What the linter says is a rewrite is one, measured: the table's file changes.
+    #[pg_test]
+    fn rewrite_verdicts_match_the_relfilenode() -> spi::Result<()> {
+        Spi::run("CREATE DOMAIN lint_pos AS int CHECK (VALUE > 0)")?;
+        Spi::run("CREATE DOMAIN lint_any AS int")?;
+        Spi::run("CREATE TABLE lint_d (id bigint PRIMARY KEY)")?;
+        Spi::run("INSERT INTO lint_d SELECT generate_series(1, 1000)")?;
+        let filenode = || {
+            Spi::get_one::<i64>("SELECT pg_relation_filenode('lint_d')::bigint")
+                .map(|x| x.unwrap_or(0))
+        };
+        for ddl in [
+            "ALTER TABLE lint_d ADD COLUMN a lint_any",
+            "ALTER TABLE lint_d ADD COLUMN b lint_pos",
+            "ALTER TABLE lint_d ADD COLUMN c lint_pos DEFAULT 1",
+            "ALTER TABLE lint_d ADD COLUMN d int DEFAULT 1",
+            "ALTER TABLE lint_d ADD COLUMN e timestamptz DEFAULT now()",
+            "ALTER TABLE lint_d ADD COLUMN f timestamptz DEFAULT clock_timestamp()",
+            "ALTER TABLE lint_d ALTER COLUMN d TYPE bigint",
+        ] {
+            let claims = Spi::get_one_with_args::<bool>(
+                "SELECT coalesce(bool_or(effect = 'rewrite'), false) FROM capstone.lint_migration($1)",
+                &[ddl.into()],
+            )?;
+            let before = filenode()?;
+            Spi::run(ddl)?;
+            let rewrote = filenode()? != before;
+            assert_eq!(
+                claims,
+                Some(rewrote),
+                "{ddl}: linter said rewrite = {claims:?}, the filenode says {rewrote}"
+            );
+        }
+        Ok(())
+    }
+
+    /// ATTACH PARTITION: the tables the linter says are scanned are the ones the attach
+    /// scans, measured by their sequential-scan count in this transaction.
+    #[pg_test]
+    fn attach_partition_scans_match_the_measured_scans() -> spi::Result<()> {
+        Spi::run("CREATE TABLE lint_p (id bigint NOT NULL, v int) PARTITION BY RANGE (id)")?;
+        for (t, lo) in [("lint_p1", 1), ("lint_p2", 1001)] {
+            Spi::run(&format!("CREATE TABLE {t} (LIKE lint_p)"))?;
+            Spi::run(&format!(
+                "INSERT INTO {t} SELECT g, g FROM generate_series({lo}, {lo} + 999) g"
+            ))?;
+        }
+        // lint_p1 carries a validated CHECK matching its bound; lint_p2 does not
+        Spi::run("ALTER TABLE lint_p1 ADD CONSTRAINT lint_p1_b CHECK (id >= 1 AND id < 1001)")?;
+        let claimed = |m: &str| -> spi::Result<Vec<String>> {
+            Ok(Spi::get_one_with_args::<Vec<String>>(
+                "SELECT coalesce(array_agg(DISTINCT regexp_replace(table_name, '^.*[.]', '')), '{}')
+                   FROM capstone.lint_migration($1) WHERE rule = 'attach-partition-scans'",
+                &[m.into()],
+            )?
+            .unwrap_or_default())
+        };
+        let scans = |t: &str| -> spi::Result<i64> {
+            Ok(Spi::get_one_with_args::<i64>(
+                "SELECT pg_stat_get_xact_numscans($1::regclass)",
+                &[t.into()],
+            )?
+            .unwrap_or(0))
+        };
+        // run the attach and return the tables it scanned, of those given
+        let measured = |ddl: &str, tables: &[&str]| -> spi::Result<Vec<String>> {
+            let before: Vec<i64> = tables
+                .iter()
+                .map(|t| scans(t))
+                .collect::<spi::Result<_>>()?;
+            Spi::run(ddl)?;
+            let mut out = Vec::new();
+            for (t, b) in tables.iter().zip(before) {
+                if scans(t)? > b {
+                    out.push(t.to_string());
+                }
+            }
+            Ok(out)
+        };
+        let p1 = "ALTER TABLE lint_p ATTACH PARTITION lint_p1 FOR VALUES FROM (1) TO (1001)";
+        let p2 = "ALTER TABLE lint_p ATTACH PARTITION lint_p2 FOR VALUES FROM (1001) TO (2001)";
+        assert_eq!(claimed(p1)?, Vec::<String>::new());
+        assert_eq!(claimed(p1)?, measured(p1, &["lint_p1"])?);
+        assert_eq!(claimed(p2)?, vec!["lint_p2".to_string()]);
+        assert_eq!(claimed(p2)?, measured(p2, &["lint_p2"])?);
+        // with a default partition, attaching also scans it unless its own check
+        // proves it holds none of the new bound's rows
+        Spi::run("ALTER TABLE lint_p DETACH PARTITION lint_p1")?;
+        Spi::run("CREATE TABLE lint_pd PARTITION OF lint_p DEFAULT")?;
+        Spi::run("INSERT INTO lint_pd VALUES (5000, 1)")?;
+        let with_default = claimed(p1)?;
+        assert_eq!(with_default, vec!["lint_pd".to_string()]);
+        assert_eq!(with_default, measured(p1, &["lint_p1", "lint_pd"])?);
+        Spi::run("ALTER TABLE lint_p DETACH PARTITION lint_p1")?;
+        Spi::run("ALTER TABLE lint_pd ADD CONSTRAINT lint_pd_b CHECK (id >= 5000)")?;
+        let proven = claimed(p1)?;
+        assert_eq!(proven, Vec::<String>::new());
+        assert_eq!(proven, measured(p1, &["lint_p1", "lint_pd"])?);
+        Ok(())
+    }
+
+    /// The form rules on PostgreSQL's own parse trees and the live search_path.
+    #[pg_test]
+    fn reruns_schemas_identifiers_and_timeouts() -> spi::Result<()> {
+        Spi::run("CREATE SCHEMA lint_s")?;
+        Spi::run("CREATE TABLE lint_s.r (id bigint PRIMARY KEY, v int)")?;
+        Spi::run("INSERT INTO lint_s.r SELECT g, g FROM generate_series(1, 1000) g")?;
+        Spi::run("SET LOCAL search_path = lint_s, public")?;
+        let rules = |m: &str| -> spi::Result<Vec<String>> {
+            Ok(Spi::get_one_with_args::<Vec<String>>(
+                "SELECT coalesce(array_agg(rule || ':' || statement_no ORDER BY statement_no, rule, finding), '{}')
+                   FROM capstone.lint_migration($1)
+                  WHERE rule IN ('prefer-robust-stmts', 'require-table-schema', 'identifier-too-long', 'require-statement-timeout')",
+                &[m.into()],
+            )?
+            .unwrap_or_default())
+        };
+        let v = |x: &[&str]| x.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            rules("ALTER TABLE r ADD COLUMN c int; ALTER TABLE lint_s.r DROP COLUMN IF EXISTS v; CREATE INDEX CONCURRENTLY r_v ON lint_s.r (v)")?,
+            v(&["prefer-robust-stmts:1", "require-table-schema:1", "prefer-robust-stmts:3"])
+        );
+        let schema = Spi::get_one::<String>(
+            "SELECT finding FROM capstone.lint_migration('ALTER TABLE r ADD COLUMN c int') WHERE rule = 'require-table-schema'",
+        )?;
+        assert!(schema.unwrap_or_default().contains("lint_s.r"));
+        assert_eq!(
+            rules("BEGIN; ALTER TABLE lint_s.r ADD COLUMN c int; DROP TABLE lint_s.r; COMMIT;")?,
+            v(&[])
+        );
+        assert_eq!(
+            rules("ALTER TABLE lint_s.r DROP CONSTRAINT IF EXISTS r_chk; ALTER TABLE lint_s.r ADD CONSTRAINT r_chk CHECK (v > 0) NOT VALID; ALTER TABLE lint_s.r ADD CONSTRAINT r_other CHECK (v > 0) NOT VALID")?,
+            v(&["prefer-robust-stmts:3"])
+        );
+        let long = "x".repeat(70);
+        assert_eq!(
+            rules(&format!(
+                "CREATE TABLE IF NOT EXISTS lint_s.{long} (id bigint); SELECT '{long}'"
+            ))?,
+            v(&["identifier-too-long:1"])
+        );
+        // a rewrite under ACCESS EXCLUSIVE without a statement_timeout, and with one
+        let rewrite =
+            "ALTER TABLE lint_s.r ADD COLUMN IF NOT EXISTS t timestamptz DEFAULT clock_timestamp()";
+        assert_eq!(rules(rewrite)?, v(&["require-statement-timeout:1"]));
+        assert_eq!(
+            rules(&format!("SET statement_timeout = '1min'; {rewrite}"))?,
+            v(&[])
+        );
+        assert_eq!(
+            rules(&format!(
+                "BEGIN; SET LOCAL statement_timeout = '1min'; COMMIT; {rewrite}"
+            ))?,
+            v(&["require-statement-timeout:4"])
+        );
+        // a temporary table is nobody else's: no schema, no rerun finding
+        assert_eq!(rules("CREATE TEMP TABLE lint_tmp (id bigint)")?, v(&[]));
         Ok(())
     }
 }

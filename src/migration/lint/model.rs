@@ -50,6 +50,9 @@ pub struct TypeSpec {
     /// the type as SQL (`character varying(20)`), or the name written when unresolved
     pub display: String,
     pub array: bool,
+    /// a domain with constraints: its base type as SQL (adding a column of it rewrites the
+    /// table, because PostgreSQL checks the constraints against every row)
+    pub domain_base: Option<String>,
 }
 
 /// A column default or USING expression: its text rebuilt from the tree and the
@@ -128,6 +131,12 @@ pub enum Cmd {
     SetAccessMethod,
     AttachPartition {
         partition: Name,
+        /// the partition's validated constraints prove the bound, by PostgreSQL's own
+        /// implication test (None: not tested)
+        proven: Option<bool>,
+        /// the parent's default partition, and whether its constraints prove it keeps
+        /// none of the new bound's rows
+        default_partition: Option<(Name, bool)>,
     },
     DetachPartition {
         partition: Name,
@@ -216,6 +225,41 @@ pub enum Action {
 }
 
 /// PostgreSQL's table lock modes, weakest first.
+/// What a statement does that fails when the migration is run again after failing part
+/// way through (squawk's prefer-robust-stmts), from its parse tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rerun {
+    /// It lacks IF [NOT] EXISTS: what it does (`CREATE TABLE lint_new`) and the clause.
+    Unguarded {
+        what: String,
+        clause: &'static str,
+        /// CREATE INDEX CONCURRENTLY: a failed build leaves an INVALID index behind, so a
+        /// rerun fails on it even when the rest of the migration is transactional
+        concurrent_index: bool,
+    },
+    /// ALTER TABLE ... DROP CONSTRAINT [IF EXISTS] name
+    DropConstraint { name: String, guarded: bool },
+    /// ALTER TABLE ... ADD CONSTRAINT (there is no IF NOT EXISTS for constraints)
+    AddConstraint { table: String, name: Option<String> },
+}
+
+/// A table named without a schema (squawk's require-table-schema): the statement's verb,
+/// the name as written, and the schema it resolves to on the caller's search_path now
+/// (None: it does not exist yet, or it is being created).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unqualified {
+    pub verb: &'static str,
+    pub name: String,
+    pub resolves_to: Option<String>,
+}
+
+/// Facts about a statement's form rather than about what it does to a table.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Form {
+    pub reruns: Vec<Rerun>,
+    pub unqualified: Vec<Unqualified>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Lock {
     None,
@@ -315,6 +359,9 @@ pub struct Settings {
     pub pg_major: u32,
     /// TimeZone is UTC (timestamp -> timestamptz needs no rewrite then)
     pub utc: bool,
+    /// a statement_timeout is in force before the first statement (safe_ddl runs in the
+    /// caller's session, which may have one; a migration file starts without)
+    pub statement_timeout: bool,
 }
 
 impl Default for Settings {
@@ -324,6 +371,7 @@ impl Default for Settings {
             throughput_mb_s: 100.0,
             pg_major: 16,
             utc: false,
+            statement_timeout: false,
         }
     }
 }

@@ -30,8 +30,10 @@ pub struct Linter<'f, F: Facts> {
     pub facts: &'f mut F,
     pub settings: Settings,
     in_tx: bool,
-    session_timeout: bool,
-    local_timeout: Option<bool>,
+    lock_timeout: Timeout,
+    statement_timeout: Timeout,
+    /// transaction_timeout (PostgreSQL 17+) bounds a statement as well
+    transaction_timeout: Timeout,
     created: HashSet<String>,
     /// constraint name -> (table, column) for `CHECK (col IS NOT NULL)` added in the migration
     nn_checks: HashMap<String, (String, String)>,
@@ -39,6 +41,10 @@ pub struct Linter<'f, F: Facts> {
     proven: HashSet<(String, String)>,
     /// constraints added NOT VALID in the open transaction
     tx_not_valid: HashSet<String>,
+    /// constraint names dropped earlier in the migration (a rerun can add them again)
+    dropped_constraints: HashSet<String>,
+    /// tables already reported as named without a schema
+    unqualified_seen: HashSet<String>,
 }
 
 fn key(t: &Name) -> String {
@@ -47,21 +53,26 @@ fn key(t: &Name) -> String {
 
 impl<'f, F: Facts> Linter<'f, F> {
     pub fn new(facts: &'f mut F, settings: Settings) -> Self {
+        let statement_timeout = Timeout::session(settings.statement_timeout);
         Linter {
             facts,
             settings,
             in_tx: false,
-            session_timeout: false,
-            local_timeout: None,
+            lock_timeout: Timeout::default(),
+            statement_timeout,
+            transaction_timeout: Timeout::default(),
             created: HashSet::new(),
             nn_checks: HashMap::new(),
             proven: HashSet::new(),
             tx_not_valid: HashSet::new(),
+            dropped_constraints: HashSet::new(),
+            unqualified_seen: HashSet::new(),
         }
     }
 
-    fn timeout(&self) -> bool {
-        self.local_timeout.unwrap_or(self.session_timeout)
+    /// Is a transaction block open (after the statements fed so far)?
+    pub fn in_transaction(&self) -> bool {
+        self.in_tx
     }
 
     fn is_new(&self, t: &Name) -> bool {
@@ -245,30 +256,12 @@ impl<'f, F: Facts> Linter<'f, F> {
                     ));
                 }
                 self.in_tx = false;
-                self.local_timeout = None;
+                self.lock_timeout.end_transaction();
+                self.statement_timeout.end_transaction();
+                self.transaction_timeout.end_transaction();
                 self.tx_not_valid.clear();
             }
-            Action::Set { name, local, on } => {
-                if name == "*" {
-                    self.session_timeout = false;
-                    self.local_timeout = None;
-                } else if name == "lock_timeout" {
-                    if *local {
-                        if self.in_tx {
-                            self.local_timeout = Some(*on);
-                        } else {
-                            out.push(Self::plain(
-                                "set-local-outside-transaction",
-                                "medium",
-                                "SET LOCAL lock_timeout outside a transaction block has no effect".into(),
-                                "BEGIN; SET LOCAL lock_timeout = '2s'; ...; COMMIT;".into(),
-                            ));
-                        }
-                    } else {
-                        self.session_timeout = *on;
-                    }
-                }
-            }
+            Action::Set { name, local, on } => self.set(&mut out, name, *local, *on),
             Action::CreateTable { table, columns } => {
                 self.created.insert(key(table));
                 for (c, ty) in columns {
@@ -297,31 +290,22 @@ impl<'f, F: Facts> Linter<'f, F> {
                 concurrent,
                 unique,
                 columns,
-                if_not_exists,
+                ..
             } => {
                 self.concurrent_in_tx(&mut out, *concurrent, "CREATE INDEX");
-                if !self.is_new(table) {
-                    if !concurrent {
-                        let n = name.as_deref().map(ident).unwrap_or_default();
-                        let u = if *unique { "UNIQUE " } else { "" };
-                        out.push(self.hazard(
-                            "require-concurrent-index-creation",
-                            "high",
-                            Lock::Share,
-                            Effect::Scan,
-                            table,
-                            None,
-                            format!("CREATE {u}INDEX without CONCURRENTLY holds SHARE on {}: writes wait for the whole build", table.sql()),
-                            format!("CREATE {u}INDEX CONCURRENTLY IF NOT EXISTS {n} ON {} (...); -- outside a transaction block", table.sql()),
-                        ));
-                    } else if !if_not_exists {
-                        out.push(Self::plain(
-                            "prefer-robust-stmts",
-                            "info",
-                            "a failed CREATE INDEX CONCURRENTLY leaves an INVALID index behind; IF NOT EXISTS (after dropping the invalid one) makes the retry safe".into(),
-                            "CREATE INDEX CONCURRENTLY IF NOT EXISTS ...".into(),
-                        ));
-                    }
+                if !self.is_new(table) && !concurrent {
+                    let n = name.as_deref().map(ident).unwrap_or_default();
+                    let u = if *unique { "UNIQUE " } else { "" };
+                    out.push(self.hazard(
+                        "require-concurrent-index-creation",
+                        "high",
+                        Lock::Share,
+                        Effect::Scan,
+                        table,
+                        None,
+                        format!("CREATE {u}INDEX without CONCURRENTLY holds SHARE on {}: writes wait for the whole build", table.sql()),
+                        format!("CREATE {u}INDEX CONCURRENTLY IF NOT EXISTS {n} ON {} (...); -- outside a transaction block", table.sql()),
+                    ));
                 }
                 if !*unique && *columns > 3 {
                     out.push(Self::plain(
@@ -533,7 +517,8 @@ impl<'f, F: Facts> Linter<'f, F> {
             }
             Action::Other => {}
         }
-        if !self.timeout() {
+        self.require_statement_timeout(&mut out);
+        if !self.lock_timeout.on() {
             exclusive_on.dedup();
             for t in exclusive_on {
                 out.push(Finding {
@@ -575,5 +560,8 @@ fn tables_of(a: &Action) -> Vec<Name> {
 }
 
 mod cmds;
+mod form;
 #[cfg(test)]
 mod tests;
+mod timeouts;
+use timeouts::Timeout;

@@ -3,7 +3,8 @@
 //! quotes and comments) cuts it at `;` tokens and each piece is parsed on its own, so one
 //! bad statement gets its own 42601 row with the position and the rest is still linted.
 
-use super::model::Action;
+use super::form;
+use super::model::{Action, Form};
 use super::tree;
 use crate::infra::subxact::{self, Outcome};
 use pgrx::pg_sys;
@@ -16,6 +17,8 @@ pub struct Piece {
     /// the statement's Action, or (SQLSTATE, message, 1-based character position) when it
     /// does not parse or its types cannot be resolved
     pub action: std::result::Result<Action, (String, String, Option<usize>)>,
+    /// its form: what fails on a rerun, the tables it names without a schema
+    pub form: Form,
 }
 
 unsafe extern "C-unwind" fn remember_position(arg: *mut c_void) {
@@ -101,13 +104,34 @@ unsafe fn semicolons(sql: &str) -> Vec<usize> {
     out
 }
 
-unsafe fn analyze(
-    node: *mut pg_sys::Node,
-) -> std::result::Result<Action, (String, String, Option<usize>)> {
-    subxact::run(Outcome::Commit, || tree::action(node)).map_err(|e| {
-        let (code, msg) = subxact::describe(&e);
-        (code, msg, None)
-    })
+unsafe fn analyze(start: usize, end: usize, node: *mut pg_sys::Node) -> Piece {
+    match subxact::run(Outcome::Commit, || (tree::action(node), form::form(node))) {
+        Ok((action, form)) => Piece {
+            start,
+            end,
+            action: Ok(action),
+            form,
+        },
+        Err(e) => {
+            let (code, msg) = subxact::describe(&e);
+            Piece {
+                start,
+                end,
+                action: Err((code, msg, None)),
+                form: Form::default(),
+            }
+        }
+    }
+}
+
+/// How many following pieces an incomplete one may grow over.
+const MAX_GROWTH: usize = 200;
+
+/// Is a syntax error's position (1-based characters) at the end of `text`: the parser
+/// wanted more input?
+fn at_end(text: &str, pos: Option<usize>) -> bool {
+    let n = text.trim_end().chars().count();
+    pos.is_some_and(|p| p >= n)
 }
 
 /// The statements of `sql`, in order.
@@ -117,32 +141,63 @@ pub fn pieces(sql: &str) -> Vec<Piece> {
         if let Ok(stmts) = parse(sql) {
             return stmts
                 .into_iter()
-                .map(|(start, end, n)| Piece {
-                    start,
-                    end,
-                    action: analyze(n),
-                })
+                .map(|(start, end, n)| analyze(start, end, n))
                 .collect();
         }
         let mut cuts = semicolons(sql);
         cuts.push(sql.len());
         let mut out = Vec::new();
         let mut start = 0usize;
-        for cut in cuts {
-            let end = (cut + 1).min(sql.len());
-            let Some(text) = sql.get(start..end) else {
+        let mut k = 0usize;
+        while k < cuts.len() {
+            let mut end = (cuts[k] + 1).min(sql.len());
+            k += 1;
+            let Some(mut text) = sql.get(start..end) else {
                 continue;
             };
             let piece_start = start;
+            let mut parsed = parse(text);
+            // a piece that ends too early (a `;` inside BEGIN ATOMIC ... END, say) grows
+            // over the next pieces while the parser keeps wanting more at the very end
+            let mut grown = 0;
+            while k < cuts.len() && grown < MAX_GROWTH {
+                let Err((_, _, pos)) = &parsed else { break };
+                if !at_end(text, *pos) {
+                    break;
+                }
+                let longer_end = (cuts[k] + 1).min(sql.len());
+                let Some(longer) = sql.get(start..longer_end) else {
+                    break;
+                };
+                match parse(longer) {
+                    Ok(stmts) => {
+                        parsed = Ok(stmts);
+                        end = longer_end;
+                        k += 1;
+                        break;
+                    }
+                    Err(e) if at_end(longer, e.2) => {
+                        grown += 1;
+                        k += 1;
+                        text = longer;
+                        end = longer_end;
+                        parsed = Err(e);
+                    }
+                    Err(_) => break,
+                }
+            }
+            if parsed.is_err() && grown > 0 {
+                // it never completed: report the first piece alone, lint the rest
+                k -= grown;
+                end = (cuts[k - 1] + 1).min(sql.len());
+                text = sql.get(start..end).unwrap_or("");
+                parsed = parse(text);
+            }
             start = end;
-            match parse(text) {
+            match parsed {
                 Ok(stmts) => {
                     for (s, e, n) in stmts {
-                        out.push(Piece {
-                            start: piece_start + s,
-                            end: piece_start + e,
-                            action: analyze(n),
-                        });
+                        out.push(analyze(piece_start + s, piece_start + e, n));
                     }
                 }
                 Err((code, msg, pos)) => {
@@ -155,6 +210,7 @@ pub fn pieces(sql: &str) -> Vec<Piece> {
                         start: piece_start,
                         end,
                         action: Err((code, msg, pos.map(|p| p + before))),
+                        form: Form::default(),
                     });
                 }
             }

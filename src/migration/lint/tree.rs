@@ -7,14 +7,14 @@ use super::model::*;
 use pgrx::pg_sys;
 use std::ffi::CStr;
 
-unsafe fn cstr(p: *const std::os::raw::c_char) -> String {
+pub(super) unsafe fn cstr(p: *const std::os::raw::c_char) -> String {
     if p.is_null() {
         return String::new();
     }
     CStr::from_ptr(p).to_string_lossy().into_owned()
 }
 
-unsafe fn opt(p: *const std::os::raw::c_char) -> Option<String> {
+pub(super) unsafe fn opt(p: *const std::os::raw::c_char) -> Option<String> {
     if p.is_null() {
         None
     } else {
@@ -22,11 +22,11 @@ unsafe fn opt(p: *const std::os::raw::c_char) -> Option<String> {
     }
 }
 
-unsafe fn nodes(l: *mut pg_sys::List) -> Vec<*mut pg_sys::Node> {
+pub(super) unsafe fn nodes(l: *mut pg_sys::List) -> Vec<*mut pg_sys::Node> {
     crate::infra::parse::list_ptrs(l)
 }
 
-unsafe fn is(n: *mut pg_sys::Node, tag: pg_sys::NodeTag) -> bool {
+pub(super) unsafe fn is(n: *mut pg_sys::Node, tag: pg_sys::NodeTag) -> bool {
     !n.is_null() && (*n).type_ == tag
 }
 
@@ -39,7 +39,7 @@ unsafe fn strval(n: *mut pg_sys::Node) -> String {
 }
 
 /// A list of String nodes (a qualified name) as `Name`.
-unsafe fn list_name(l: *mut pg_sys::List) -> Name {
+pub(super) unsafe fn list_name(l: *mut pg_sys::List) -> Name {
     let parts: Vec<String> = nodes(l).into_iter().map(|n| strval(n)).collect();
     match parts.len() {
         0 => Name::default(),
@@ -48,7 +48,7 @@ unsafe fn list_name(l: *mut pg_sys::List) -> Name {
     }
 }
 
-unsafe fn rv(r: *mut pg_sys::RangeVar) -> Name {
+pub(super) unsafe fn rv(r: *mut pg_sys::RangeVar) -> Name {
     if r.is_null() {
         return Name::default();
     }
@@ -78,17 +78,26 @@ unsafe fn type_spec(tn: *mut pg_sys::TypeName) -> TypeSpec {
             display: base.clone(),
             base,
             array,
+            domain_base: None,
         };
     }
     let oid = pg_sys::typeTypeId(tup);
     pg_sys::ReleaseSysCache(tup);
     let display = cstr(pg_sys::format_type_with_typemod(oid, typmod));
+    let domain_base = if !array && pg_sys::DomainHasConstraints(oid) {
+        let mut base_typmod = typmod;
+        let b = pg_sys::getBaseTypeAndTypmod(oid, &mut base_typmod);
+        Some(cstr(pg_sys::format_type_with_typemod(b, base_typmod)))
+    } else {
+        None
+    };
     TypeSpec {
         oid: u32::from(oid),
         typmod,
         base,
         display,
         array,
+        domain_base,
     }
 }
 
@@ -272,7 +281,7 @@ unsafe fn column_def(d: *mut pg_sys::ColumnDef) -> Cmd {
     }
 }
 
-unsafe fn alter_cmd(c: *mut pg_sys::AlterTableCmd) -> Cmd {
+unsafe fn alter_cmd(c: *mut pg_sys::AlterTableCmd, table: *mut pg_sys::RangeVar) -> Cmd {
     use pg_sys::AlterTableType as A;
     let name = cstr((*c).name);
     let def = (*c).def;
@@ -313,8 +322,11 @@ unsafe fn alter_cmd(c: *mut pg_sys::AlterTableCmd) -> Cmd {
         {
             let p = def as *mut pg_sys::PartitionCmd;
             if (*c).subtype == A::AT_AttachPartition {
+                let proof = super::partition::attach(table, (*p).name, (*p).bound);
                 Cmd::AttachPartition {
                     partition: rv((*p).name),
+                    proven: proof.proven,
+                    default_partition: proof.default_partition,
                 }
             } else {
                 Cmd::DetachPartition {
@@ -421,7 +433,7 @@ pub unsafe fn action(node: *mut pg_sys::Node) -> Action {
                 cmds: nodes((*s).cmds)
                     .into_iter()
                     .filter(|n| is(*n, T::T_AlterTableCmd))
-                    .map(|n| alter_cmd(n as *mut pg_sys::AlterTableCmd))
+                    .map(|n| alter_cmd(n as *mut pg_sys::AlterTableCmd, (*s).relation))
                     .collect(),
             }
         }

@@ -42,7 +42,20 @@ impl<F: Facts> Linter<'_, F> {
                     .map(|e| self.facts.volatile(e))
                     .unwrap_or(false);
                 let stored = *generated == Some(true);
-                if volatile || stored || *identity || serial {
+                let domain = if generated.is_none() && !(volatile || stored || *identity || serial)
+                {
+                    ty.domain_base.as_deref()
+                } else {
+                    None
+                };
+                // (finding, safe alternative) when the ADD COLUMN rewrites the table
+                let rewrite = if let Some(b) = domain {
+                    let n = ident(&format!("{col}_check"));
+                    Some((
+                        format!("ADD COLUMN {c}: its type {} is a domain with constraints, which PostgreSQL checks against every row (even for a NULL default) by rewriting {t} under ACCESS EXCLUSIVE", ty.display),
+                        format!("ALTER TABLE {t} ADD COLUMN {c} {b}; ALTER TABLE {t} ADD CONSTRAINT {n} CHECK (<the domain's checks on {c}>) NOT VALID; ALTER TABLE {t} VALIDATE CONSTRAINT {n};"),
+                    ))
+                } else if volatile || stored || *identity || serial {
                     let why = if stored {
                         "a GENERATED ... STORED column computes every row".to_string()
                     } else if *identity || serial {
@@ -58,6 +71,15 @@ impl<F: Facts> Linter<'_, F> {
                         .as_ref()
                         .map(|e| e.text.clone())
                         .unwrap_or_else(|| "<expression>".into());
+                    Some((
+                        format!("ADD COLUMN {c}: {why}, so {t} is rewritten under ACCESS EXCLUSIVE"),
+                        format!("ALTER TABLE {t} ADD COLUMN {c} {ty}; ALTER TABLE {t} ALTER COLUMN {c} SET DEFAULT {dflt}; SELECT capstone.backfill_start('{t}', '{c} = {d2}', '{c} IS NULL');",
+                            ty = ty.display, d2 = dflt.replace('\'', "''")),
+                    ))
+                } else {
+                    None
+                };
+                if let Some((finding, alt)) = rewrite {
                     out.push(self.hazard(
                         "adding-field-with-default",
                         "high",
@@ -65,9 +87,8 @@ impl<F: Facts> Linter<'_, F> {
                         Effect::Rewrite,
                         table,
                         None,
-                        format!("ADD COLUMN {c}: {why}, so {t} is rewritten under ACCESS EXCLUSIVE"),
-                        format!("ALTER TABLE {t} ADD COLUMN {c} {ty}; ALTER TABLE {t} ALTER COLUMN {c} SET DEFAULT {dflt}; SELECT capstone.backfill_start('{t}', '{c} = {d2}', '{c} IS NULL');",
-                            ty = ty.display, d2 = dflt.replace('\'', "''")),
+                        finding,
+                        alt,
                     ));
                 } else if *not_null && default.is_none() && generated.is_none() {
                     let f = self.facts.table(table);
@@ -393,17 +414,43 @@ impl<F: Facts> Linter<'_, F> {
                 ));
                 Lock::AccessExclusive
             }
-            Cmd::AttachPartition { partition } => {
-                out.push(self.hazard(
-                    "attach-partition-scans",
-                    "medium",
-                    Lock::AccessExclusive,
-                    Effect::Scan,
-                    partition,
-                    None,
-                    format!("ATTACH PARTITION scans {} under ACCESS EXCLUSIVE to prove the bound, unless a valid CHECK already proves it ({} itself gets SHARE UPDATE EXCLUSIVE)", partition.sql(), t),
-                    format!("ALTER TABLE {p} ADD CONSTRAINT {p2}_bound CHECK (<the bound>) NOT VALID; ALTER TABLE {p} VALIDATE CONSTRAINT {p2}_bound; -- then ATTACH, then drop the check", p = partition.sql(), p2 = partition.name),
-                ));
+            Cmd::AttachPartition {
+                partition,
+                proven,
+                default_partition,
+            } => {
+                let p = partition.sql();
+                let bound_check = format!("ALTER TABLE {p} ADD CONSTRAINT {n} CHECK (<the bound>) NOT VALID; ALTER TABLE {p} VALIDATE CONSTRAINT {n}; -- then ATTACH (no scan), then drop the check", n = ident(&format!("{}_bound", partition.name)));
+                let why = match proven {
+                    Some(true) => None,
+                    Some(false) => Some(format!("ATTACH PARTITION scans {p} under ACCESS EXCLUSIVE: PostgreSQL's implication test, run now, finds no validated CHECK or NOT NULL that proves the bound ({t} itself gets SHARE UPDATE EXCLUSIVE)")),
+                    None => Some(format!("ATTACH PARTITION scans {p} under ACCESS EXCLUSIVE unless a validated CHECK proves the bound (not tested: the tables do not exist yet or were locked; {t} itself gets SHARE UPDATE EXCLUSIVE)")),
+                };
+                if let Some(why) = why {
+                    out.push(self.hazard(
+                        "attach-partition-scans",
+                        "medium",
+                        Lock::AccessExclusive,
+                        Effect::Scan,
+                        partition,
+                        None,
+                        why,
+                        bound_check,
+                    ));
+                }
+                if let Some((d, false)) = default_partition {
+                    let dn = d.sql();
+                    out.push(self.hazard(
+                        "attach-partition-scans",
+                        "medium",
+                        Lock::AccessExclusive,
+                        Effect::Scan,
+                        d,
+                        None,
+                        format!("ATTACH PARTITION also scans the default partition {dn} under ACCESS EXCLUSIVE, to prove none of its rows belong to {p}: no validated CHECK on it excludes the new bound"),
+                        format!("ALTER TABLE {dn} ADD CONSTRAINT {n} CHECK (NOT (<the new bound>)) NOT VALID; ALTER TABLE {dn} VALIDATE CONSTRAINT {n}; -- then ATTACH", n = ident(&format!("{}_not_{}", d.name, partition.name))),
+                    ));
+                }
                 Lock::ShareUpdateExclusive
             }
             Cmd::DetachPartition {

@@ -71,8 +71,8 @@ fn rules(f: &mut Fake, actions: &[Action]) -> Vec<(&'static str, &'static str)> 
     for a in actions {
         out.extend(l.statement(a).into_iter().map(|x| (x.rule, x.severity)));
     }
-    // type hygiene (info) is tested on its own
-    out.retain(|x| x.1 != "info");
+    // type hygiene (info) and the statement_timeout rule are tested on their own
+    out.retain(|x| x.1 != "info" && x.0 != "require-statement-timeout");
     out.extend(l.finish().into_iter().map(|x| (x.rule, x.severity)));
     out
 }
@@ -94,6 +94,7 @@ fn add_col(default: Option<Expr>) -> Action {
             base: "timestamptz".into(),
             display: "timestamp with time zone".into(),
             array: false,
+            domain_base: None,
         },
         default,
         not_null: false,
@@ -254,6 +255,7 @@ fn type_change_uses_the_catalog() {
                 base: "x".into(),
                 display: "x".into(),
                 array: false,
+                domain_base: None,
             },
             using: None,
         })
@@ -311,4 +313,232 @@ fn estimate_follows_size_and_throughput() {
         .and_then(|x| x.estimated_ms);
     // a rewrite writes the total size (the fake's is twice the heap): 200 MB at 100 MB/s
     assert_eq!(rewrite.map(|m| m.round()), Some(2000.0));
+}
+
+fn set(name: &str, local: bool, on: bool) -> Action {
+    Action::Set {
+        name: name.into(),
+        local,
+        on,
+    }
+}
+
+/// The require-statement-timeout findings of a migration, as (severity, alternative).
+fn statement_timeouts(
+    f: &mut Fake,
+    settings: Settings,
+    actions: &[Action],
+) -> Vec<(String, String)> {
+    let mut l = Linter::new(f, settings);
+    let mut out = Vec::new();
+    for a in actions {
+        for x in l.statement(a) {
+            if x.rule == "require-statement-timeout" {
+                out.push((x.severity.to_string(), x.safe_alternative));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn statement_timeout_bounds_rewrites_and_scans() {
+    let mut f = Fake {
+        bytes: 300 << 20,
+        volatile: true,
+        ..Default::default()
+    };
+    let rewrite = add_col(Some(Expr {
+        text: "clock_timestamp()".into(),
+        ..Default::default()
+    }));
+    let s = Settings::default;
+    // 600 MB rewritten at 100 MB/s: about 6 s, so about 18 s suggested
+    let r = statement_timeouts(&mut f, s(), std::slice::from_ref(&rewrite));
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].0, "medium");
+    assert!(
+        r[0].1.starts_with("SET statement_timeout = '18s'"),
+        "{}",
+        r[0].1
+    );
+    // set for the session, then reset
+    let on = set("statement_timeout", false, true);
+    assert!(statement_timeouts(&mut f, s(), &[on.clone(), rewrite.clone()]).is_empty());
+    let r = statement_timeouts(
+        &mut f,
+        s(),
+        &[
+            on.clone(),
+            set("statement_timeout", false, false),
+            rewrite.clone(),
+        ],
+    );
+    assert_eq!(r.len(), 1);
+    let r = statement_timeouts(&mut f, s(), &[on, set("*", false, false), rewrite.clone()]);
+    assert_eq!(r.len(), 1);
+    // SET LOCAL lasts until the end of its transaction
+    let local = set("statement_timeout", true, true);
+    let r = statement_timeouts(
+        &mut f,
+        s(),
+        &[
+            Action::Begin,
+            local,
+            rewrite.clone(),
+            Action::Commit,
+            rewrite.clone(),
+        ],
+    );
+    assert_eq!(r.len(), 1);
+    // transaction_timeout bounds the statement on 17+, and is not a setting before
+    let tx = set("transaction_timeout", false, true);
+    let v = |major: u32| Settings {
+        pg_major: major,
+        ..Settings::default()
+    };
+    assert!(statement_timeouts(&mut f, v(17), &[tx.clone(), rewrite.clone()]).is_empty());
+    assert_eq!(
+        statement_timeouts(&mut f, v(16), &[tx, rewrite.clone()]).len(),
+        1
+    );
+    // safe_ddl's session may already have one
+    let bounded = Settings {
+        statement_timeout: true,
+        ..Settings::default()
+    };
+    assert!(statement_timeouts(&mut f, bounded, std::slice::from_ref(&rewrite)).is_empty());
+    // a metadata-only change needs none; a small table's rewrite gets a low one
+    f.volatile = false;
+    assert!(statement_timeouts(&mut f, s(), std::slice::from_ref(&rewrite)).is_empty());
+    f.volatile = true;
+    f.bytes = 1 << 20;
+    let r = statement_timeouts(&mut f, s(), &[rewrite]);
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].0, "low");
+    assert!(
+        r[0].1.starts_with("SET statement_timeout = '1s'"),
+        "{}",
+        r[0].1
+    );
+}
+
+fn unguarded(what: &str, concurrent_index: bool) -> Rerun {
+    Rerun::Unguarded {
+        what: what.into(),
+        clause: "IF NOT EXISTS",
+        concurrent_index,
+    }
+}
+
+#[test]
+fn reruns_are_flagged_outside_a_transaction_only() {
+    let mut f = Fake::default();
+    let mut l = Linter::new(&mut f, Settings::default());
+    let form = |reruns: Vec<Rerun>| Form {
+        reruns,
+        unqualified: vec![],
+    };
+    let add = form(vec![unguarded("ALTER TABLE t ADD COLUMN c", false)]);
+    assert_eq!(l.form(&add, false).len(), 1);
+    assert!(l.form(&add, true).is_empty());
+    // a failed CREATE INDEX CONCURRENTLY leaves an invalid index: flagged in any case
+    let cic = form(vec![unguarded("CREATE INDEX i", true)]);
+    assert_eq!(l.form(&cic, true).len(), 1);
+    // ADD CONSTRAINT after DROP CONSTRAINT IF EXISTS of the same name reruns fine
+    let add_c = |n: &str| {
+        form(vec![Rerun::AddConstraint {
+            table: "t".into(),
+            name: Some(n.into()),
+        }])
+    };
+    assert_eq!(l.form(&add_c("c1"), false).len(), 1);
+    let drop_c = form(vec![Rerun::DropConstraint {
+        name: "c1".into(),
+        guarded: true,
+    }]);
+    assert!(l.form(&drop_c, false).is_empty());
+    assert!(l.form(&add_c("c1"), false).is_empty());
+    assert_eq!(l.form(&add_c("c2"), false).len(), 1);
+    let unguarded_drop = form(vec![Rerun::DropConstraint {
+        name: "c3".into(),
+        guarded: false,
+    }]);
+    assert_eq!(l.form(&unguarded_drop, false).len(), 1);
+    assert!(l.form(&unguarded_drop, true).is_empty());
+}
+
+#[test]
+fn an_unqualified_table_is_reported_once_with_where_it_resolves() {
+    let mut f = Fake::default();
+    let mut l = Linter::new(&mut f, Settings::default());
+    let u = |verb: &'static str, s: Option<&str>| Form {
+        reruns: vec![],
+        unqualified: vec![Unqualified {
+            verb,
+            name: "orders".into(),
+            resolves_to: s.map(String::from),
+        }],
+    };
+    let first = l.form(&u("ALTER TABLE", Some("shop")), true);
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].rule, "require-table-schema");
+    assert!(first[0].finding.contains("shop.orders"));
+    assert_eq!(first[0].safe_alternative, "ALTER TABLE shop.orders");
+    assert!(l.form(&u("DROP TABLE", Some("shop")), true).is_empty());
+}
+
+#[test]
+fn identifiers_longer_than_postgresql_keeps() {
+    use super::form::long_identifiers;
+    let long = "a".repeat(70);
+    let r = long_identifiers(&format!("CREATE TABLE {long} (id int)"));
+    assert_eq!(r, vec![(long.clone(), "a".repeat(63))]);
+    // unquoted words fold to lower case; quoted names keep their case and quotes go
+    let upper = "B".repeat(64);
+    assert_eq!(
+        long_identifiers(&format!("ALTER TABLE t ADD COLUMN {upper} int")),
+        vec![("b".repeat(64), "b".repeat(63))]
+    );
+    let q = format!("\"{}\"", "Q".repeat(64));
+    assert_eq!(long_identifiers(&format!("DROP TABLE {q}")).len(), 1);
+    // exactly 63 bytes is kept whole; strings and comments are not identifiers
+    let at = "c".repeat(63);
+    assert!(long_identifiers(&format!("CREATE TABLE {at} ()")).is_empty());
+    assert!(long_identifiers(&format!("SELECT '{long}' -- {long}\n")).is_empty());
+    assert!(long_identifiers(&format!("SELECT $x${long}$x$ /* {long} */")).is_empty());
+    // a multibyte name is cut on a character boundary
+    let e = "é".repeat(40);
+    let r = long_identifiers(&format!("CREATE TABLE \"{e}\" ()"));
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].1, "é".repeat(31));
+    // each name once
+    assert_eq!(long_identifiers(&format!("SELECT {long}, {long}")).len(), 1);
+}
+
+#[test]
+fn a_constrained_domain_column_rewrites() {
+    let mut f = Fake {
+        bytes: 300 << 20,
+        ..Default::default()
+    };
+    let mut add = add_col(None);
+    if let Action::AlterTable { cmds, .. } = &mut add {
+        if let Some(Cmd::AddColumn { ty, .. }) = cmds.first_mut() {
+            ty.domain_base = Some("integer".into());
+        }
+    }
+    assert_eq!(
+        rules(&mut f, &[timeout(), add.clone()]),
+        vec![("adding-field-with-default", "high")]
+    );
+    let mut l = Linter::new(&mut f, Settings::default());
+    let alt = l
+        .statement(&add)
+        .into_iter()
+        .find(|x| x.rule == "adding-field-with-default")
+        .map(|x| x.safe_alternative)
+        .unwrap_or_default();
+    assert!(alt.contains("ADD COLUMN t integer"), "{alt}");
+    assert!(alt.contains("NOT VALID"), "{alt}");
 }
