@@ -276,6 +276,21 @@ impl Facts for Catalog {
         .unwrap_or('X')
     }
 
+    fn constraint_kind(&mut self, t: &Name, name: &str) -> Option<(char, i64)> {
+        let oid = self.oid(t)?;
+        Spi::get_two_with_args::<String, i64>(
+            "SELECT c.contype::pg_catalog.text,
+                    (SELECT pg_catalog.count(*) FROM pg_catalog.pg_constraint f
+                      WHERE f.contype OPERATOR(pg_catalog.=) 'f' AND c.contype OPERATOR(pg_catalog.=) ANY ('{p,u}')
+                        AND f.confrelid OPERATOR(pg_catalog.=) c.conrelid AND f.conindid OPERATOR(pg_catalog.=) c.conindid)
+               FROM pg_catalog.pg_constraint c
+              WHERE c.conrelid OPERATOR(pg_catalog.=) $1 AND c.conname OPERATOR(pg_catalog.=) $2",
+            &[pg_sys::Oid::from(oid).into(), name.into()],
+        )
+        .ok()
+        .and_then(|(k, n)| Some((k?.chars().next()?, n.unwrap_or(0))))
+    }
+
     fn index_table(&mut self, index: &Name) -> Option<Name> {
         let oid = self.oid(index)?;
         Spi::get_two_with_args::<String, String>(

@@ -4,6 +4,7 @@
 //! `findings` is the same linter for `safe_ddl`.
 
 pub mod catalog;
+pub mod expr;
 pub mod form;
 pub mod model;
 pub mod partition;
@@ -384,6 +385,68 @@ mod tests {
         let proven = claimed(p1)?;
         assert_eq!(proven, Vec::<String>::new());
         assert_eq!(proven, measured(p1, &["lint_p1", "lint_pd"])?);
+        Ok(())
+    }
+
+    /// What a DROP breaks, from the catalog: the constraint's kind and the keys that
+    /// reference it, whether a column losing its default is NOT NULL.
+    #[pg_test]
+    fn what_a_drop_breaks_from_the_catalog() -> spi::Result<()> {
+        Spi::run("CREATE TABLE lint_k (id bigint PRIMARY KEY, u int UNIQUE, c int CONSTRAINT lint_k_c CHECK (c > 0), d int NOT NULL DEFAULT 0, e int DEFAULT 0)")?;
+        Spi::run("CREATE TABLE lint_kr (k bigint REFERENCES lint_k (id))")?;
+        let found = |m: &str| -> spi::Result<String> {
+            Ok(Spi::get_one_with_args::<String>(
+                "SELECT coalesce(string_agg(rule || ':' || severity, ',' ORDER BY rule), '') FROM capstone.lint_migration($1) WHERE rule LIKE 'ban-%'",
+                &[m.into()],
+            )?
+            .unwrap_or_default())
+        };
+        assert_eq!(
+            found("ALTER TABLE lint_k DROP CONSTRAINT lint_k_pkey")?,
+            "ban-drop-constraint:high"
+        );
+        let pk = Spi::get_one::<String>(
+            "SELECT finding FROM capstone.lint_migration('ALTER TABLE lint_k DROP CONSTRAINT lint_k_pkey') WHERE rule = 'ban-drop-constraint'",
+        )?
+        .unwrap_or_default();
+        assert!(pk.contains("1 foreign key(s)"), "{pk}");
+        assert_eq!(
+            found("ALTER TABLE lint_k DROP CONSTRAINT lint_k_u_key")?,
+            "ban-drop-constraint:high"
+        );
+        assert_eq!(
+            found("ALTER TABLE lint_k DROP CONSTRAINT lint_k_c")?,
+            "ban-drop-constraint:low"
+        );
+        assert_eq!(
+            found("ALTER TABLE lint_k ALTER COLUMN d DROP DEFAULT")?,
+            "ban-drop-default:high"
+        );
+        assert_eq!(
+            found("ALTER TABLE lint_k ALTER COLUMN e DROP DEFAULT")?,
+            "ban-drop-default:medium"
+        );
+        assert_eq!(
+            found("ALTER TABLE lint_k ALTER COLUMN e SET DEFAULT 1")?,
+            ""
+        );
+        assert_eq!(
+            found("DROP VIEW IF EXISTS lint_v CASCADE")?,
+            "ban-drop-view:high"
+        );
+        assert_eq!(
+            found("DROP FUNCTION lint_f(int)")?,
+            "ban-drop-function:medium"
+        );
+        assert_eq!(found("DROP SCHEMA lint_s")?, "ban-drop-schema:high");
+        assert_eq!(
+            found("ALTER TABLE lint_k SET SCHEMA public")?,
+            "ban-set-schema:high"
+        );
+        assert_eq!(
+            found("ALTER TABLE lint_k ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY")?,
+            "ban-alter-identity:medium"
+        );
         Ok(())
     }
 

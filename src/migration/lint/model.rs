@@ -84,6 +84,18 @@ pub enum Cmd {
     SetDefault {
         col: String,
     },
+    /// ALTER COLUMN ... DROP DEFAULT
+    DropDefault {
+        col: String,
+    },
+    /// ADD GENERATED ... AS IDENTITY, SET GENERATED / identity options, DROP IDENTITY
+    AlterIdentity {
+        col: String,
+    },
+    /// ALTER COLUMN ... DROP EXPRESSION: a generated column becomes a plain one
+    DropExpression {
+        col: String,
+    },
     SetNotNull {
         col: String,
     },
@@ -125,7 +137,9 @@ pub enum Cmd {
     Validate {
         name: String,
     },
-    DropConstraint,
+    DropConstraint {
+        name: String,
+    },
     SetLogged,
     SetTablespace,
     SetAccessMethod,
@@ -212,6 +226,18 @@ pub enum Action {
         local: bool,
         /// Some(true): a non-zero value; Some(false): 0 or RESET/DEFAULT
         on: bool,
+    },
+    /// DROP of an object clients may use by name: the rule, what it is, the names
+    DropObject {
+        rule: &'static str,
+        what: &'static str,
+        names: Vec<String>,
+        cascade: bool,
+    },
+    /// ALTER ... SET SCHEMA: the object's qualified name changes
+    SetSchema {
+        what: &'static str,
+        name: String,
     },
     CreateDomainWithCheck,
     AlterDomainAddConstraint,

@@ -18,6 +18,8 @@ pub trait Facts {
     fn coercible(&mut self, from: u32, to: u32) -> bool;
     /// the table an index is on
     fn index_table(&mut self, index: &Name) -> Option<Name>;
+    /// a constraint's pg_constraint.contype, and how many foreign keys reference it
+    fn constraint_kind(&mut self, t: &Name, name: &str) -> Option<(char, i64)>;
     /// pg_type.typcategory of a type ('N' numeric, 'S' string, ...)
     fn category(&mut self, oid: u32) -> char;
     /// how many non-NULL values of the column change when cast to the type (None: unknown);
@@ -422,6 +424,13 @@ impl<'f, F: Facts> Linter<'f, F> {
                     exclusive_on.push(t.clone());
                 }
             }
+            Action::DropObject {
+                rule,
+                what,
+                names,
+                cascade,
+            } => Self::drop_object(&mut out, rule, what, names, *cascade),
+            Action::SetSchema { what, name } => Self::set_schema(&mut out, what, name),
             Action::DropDatabase => out.push(Self::plain(
                 "ban-drop-database",
                 "high",
@@ -559,6 +568,7 @@ fn tables_of(a: &Action) -> Vec<Name> {
     }
 }
 
+mod clients;
 mod cmds;
 mod form;
 #[cfg(test)]

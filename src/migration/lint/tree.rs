@@ -3,6 +3,7 @@
 //! DropStmt, RenameStmt, TransactionStmt, VariableSetStmt and the rest. Types are resolved
 //! with the parser's own LookupTypeName (typmods included); nothing is executed.
 
+use super::expr::make_expr;
 use super::model::*;
 use pgrx::pg_sys;
 use std::ffi::CStr;
@@ -30,7 +31,7 @@ pub(super) unsafe fn is(n: *mut pg_sys::Node, tag: pg_sys::NodeTag) -> bool {
     !n.is_null() && (*n).type_ == tag
 }
 
-unsafe fn strval(n: *mut pg_sys::Node) -> String {
+pub(super) unsafe fn strval(n: *mut pg_sys::Node) -> String {
     if is(n, pg_sys::NodeTag::T_String) {
         cstr((*(n as *mut pg_sys::String)).sval)
     } else {
@@ -61,8 +62,29 @@ unsafe fn has_option(list: *mut pg_sys::List, name: &str) -> bool {
     })
 }
 
+/// The name of a dropped or moved object as written: a qualified name, a bare name (schema,
+/// extension), a function with its arguments' names left out, or a type name.
+unsafe fn object_name(n: *mut pg_sys::Node) -> String {
+    use pg_sys::NodeTag as T;
+    if n.is_null() {
+        return String::new();
+    }
+    match (*n).type_ {
+        T::T_List => list_name(n as *mut pg_sys::List).sql(),
+        T::T_String => Name::new(None, strval(n)).sql(),
+        T::T_ObjectWithArgs => {
+            format!(
+                "{}(...)",
+                list_name((*(n as *mut pg_sys::ObjectWithArgs)).objname).sql()
+            )
+        }
+        T::T_TypeName => list_name((*(n as *mut pg_sys::TypeName)).names).sql(),
+        _ => "?".into(),
+    }
+}
+
 /// Resolve a TypeName the way CREATE/ALTER TABLE will (oid 0 when it does not exist yet).
-unsafe fn type_spec(tn: *mut pg_sys::TypeName) -> TypeSpec {
+pub(super) unsafe fn type_spec(tn: *mut pg_sys::TypeName) -> TypeSpec {
     if tn.is_null() {
         return TypeSpec::default();
     }
@@ -99,91 +121,6 @@ unsafe fn type_spec(tn: *mut pg_sys::TypeName) -> TypeSpec {
         array,
         domain_base,
     }
-}
-
-/// Rebuild an expression's text from the raw tree and collect the functions it calls.
-unsafe fn expr(n: *mut pg_sys::Node, e: &mut Expr) -> String {
-    use pg_sys::NodeTag as T;
-    if n.is_null() {
-        return String::new();
-    }
-    match (*n).type_ {
-        T::T_A_Const => {
-            let c = n as *mut pg_sys::A_Const;
-            if (*c).isnull {
-                return "NULL".into();
-            }
-            let v = &(*c).val;
-            match v.node.type_ {
-                T::T_Integer => v.ival.ival.to_string(),
-                T::T_Float => cstr(v.fval.fval),
-                T::T_Boolean => v.boolval.boolval.to_string(),
-                T::T_String => format!("'{}'", cstr(v.sval.sval).replace('\'', "''")),
-                _ => {
-                    e.opaque = true;
-                    "<constant>".into()
-                }
-            }
-        }
-        T::T_FuncCall => {
-            let f = n as *mut pg_sys::FuncCall;
-            let name = list_name((*f).funcname);
-            let args: Vec<String> = nodes((*f).args).into_iter().map(|a| expr(a, e)).collect();
-            let text = format!("{}({})", name.sql(), args.join(", "));
-            e.funcs.push(name);
-            text
-        }
-        T::T_TypeCast => {
-            let c = n as *mut pg_sys::TypeCast;
-            let inner = expr((*c).arg, e);
-            let ty = type_spec((*c).typeName);
-            format!("{inner}::{}", ty.display)
-        }
-        T::T_A_Expr => {
-            let a = n as *mut pg_sys::A_Expr;
-            let op = list_name((*a).name).name;
-            if (*a).kind != pg_sys::A_Expr_Kind::AEXPR_OP {
-                e.opaque = true;
-            }
-            // an operator is a function too: its volatility is that of its function
-            e.funcs.push(Name::new(None, format!("operator:{op}")));
-            let l = expr((*a).lexpr, e);
-            let r = expr((*a).rexpr, e);
-            if l.is_empty() {
-                format!("{op} {r}")
-            } else {
-                format!("{l} {op} {r}")
-            }
-        }
-        T::T_SQLValueFunction => {
-            // CURRENT_TIMESTAMP, CURRENT_DATE, CURRENT_USER, ...: stable, never volatile
-            "CURRENT_TIMESTAMP".into()
-        }
-        T::T_ColumnRef => {
-            let c = n as *mut pg_sys::ColumnRef;
-            let parts: Vec<String> = nodes((*c).fields)
-                .into_iter()
-                .map(|f| ident(&strval(f)))
-                .collect();
-            parts.join(".")
-        }
-        T::T_CoalesceExpr => {
-            let c = n as *mut pg_sys::CoalesceExpr;
-            let args: Vec<String> = nodes((*c).args).into_iter().map(|a| expr(a, e)).collect();
-            format!("COALESCE({})", args.join(", "))
-        }
-        _ => {
-            e.opaque = true;
-            "<expression>".into()
-        }
-    }
-}
-
-unsafe fn make_expr(n: *mut pg_sys::Node) -> Expr {
-    let mut e = Expr::default();
-    e.column_only = is(n, pg_sys::NodeTag::T_ColumnRef);
-    e.text = expr(n, &mut e);
-    e
 }
 
 /// A CHECK expression that is `col IS NOT NULL`: the column.
@@ -289,7 +226,12 @@ unsafe fn alter_cmd(c: *mut pg_sys::AlterTableCmd, table: *mut pg_sys::RangeVar)
         A::AT_AddColumn if is(def, pg_sys::NodeTag::T_ColumnDef) => {
             column_def(def as *mut pg_sys::ColumnDef)
         }
+        A::AT_ColumnDefault if def.is_null() => Cmd::DropDefault { col: name },
         A::AT_ColumnDefault => Cmd::SetDefault { col: name },
+        A::AT_AddIdentity | A::AT_SetIdentity | A::AT_DropIdentity => {
+            Cmd::AlterIdentity { col: name }
+        }
+        A::AT_DropExpression => Cmd::DropExpression { col: name },
         A::AT_SetNotNull => Cmd::SetNotNull { col: name },
         A::AT_DropNotNull => Cmd::DropNotNull { col: name },
         A::AT_DropColumn => Cmd::DropColumn { col: name },
@@ -313,7 +255,7 @@ unsafe fn alter_cmd(c: *mut pg_sys::AlterTableCmd, table: *mut pg_sys::RangeVar)
             })
         }
         A::AT_ValidateConstraint => Cmd::Validate { name },
-        A::AT_DropConstraint => Cmd::DropConstraint,
+        A::AT_DropConstraint => Cmd::DropConstraint { name },
         A::AT_SetLogged | A::AT_SetUnLogged => Cmd::SetLogged,
         A::AT_SetTableSpace => Cmd::SetTablespace,
         A::AT_SetAccessMethod => Cmd::SetAccessMethod,
@@ -473,16 +415,59 @@ pub unsafe fn action(node: *mut pg_sys::Node) -> Action {
                 .filter(|n| is(*n, T::T_List))
                 .map(|n| list_name(n as *mut pg_sys::List))
                 .collect();
-            match (*s).removeType {
-                pg_sys::ObjectType::OBJECT_INDEX => Action::DropIndex {
-                    indexes: names,
-                    concurrent: (*s).concurrent,
-                },
-                pg_sys::ObjectType::OBJECT_TABLE => Action::DropTable { tables: names },
-                _ => Action::Other,
+            use pg_sys::ObjectType as O;
+            let (rule, what) = match (*s).removeType {
+                O::OBJECT_INDEX => {
+                    return Action::DropIndex {
+                        indexes: names,
+                        concurrent: (*s).concurrent,
+                    }
+                }
+                O::OBJECT_TABLE => return Action::DropTable { tables: names },
+                O::OBJECT_VIEW => ("ban-drop-view", "VIEW"),
+                O::OBJECT_MATVIEW => ("ban-drop-view", "MATERIALIZED VIEW"),
+                O::OBJECT_TYPE => ("ban-drop-type", "TYPE"),
+                O::OBJECT_DOMAIN => ("ban-drop-domain", "DOMAIN"),
+                O::OBJECT_SEQUENCE => ("ban-drop-sequence", "SEQUENCE"),
+                O::OBJECT_SCHEMA => ("ban-drop-schema", "SCHEMA"),
+                O::OBJECT_EXTENSION => ("ban-drop-extension", "EXTENSION"),
+                O::OBJECT_FUNCTION => ("ban-drop-function", "FUNCTION"),
+                O::OBJECT_PROCEDURE => ("ban-drop-function", "PROCEDURE"),
+                O::OBJECT_ROUTINE => ("ban-drop-function", "ROUTINE"),
+                _ => return Action::Other,
+            };
+            Action::DropObject {
+                rule,
+                what,
+                names: nodes((*s).objects)
+                    .into_iter()
+                    .map(|n| object_name(n))
+                    .collect(),
+                cascade: (*s).behavior == pg_sys::DropBehavior::DROP_CASCADE,
             }
         }
         T::T_DropdbStmt => Action::DropDatabase,
+        T::T_AlterObjectSchemaStmt => {
+            let s = node as *mut pg_sys::AlterObjectSchemaStmt;
+            use pg_sys::ObjectType as O;
+            let what = match (*s).objectType {
+                O::OBJECT_TABLE => "TABLE",
+                O::OBJECT_VIEW => "VIEW",
+                O::OBJECT_MATVIEW => "MATERIALIZED VIEW",
+                O::OBJECT_SEQUENCE => "SEQUENCE",
+                O::OBJECT_TYPE => "TYPE",
+                O::OBJECT_DOMAIN => "DOMAIN",
+                O::OBJECT_FUNCTION | O::OBJECT_PROCEDURE | O::OBJECT_ROUTINE => "FUNCTION",
+                O::OBJECT_EXTENSION => "EXTENSION",
+                _ => "object",
+            };
+            let name = if (*s).relation.is_null() {
+                object_name((*s).object)
+            } else {
+                rv((*s).relation).sql()
+            };
+            Action::SetSchema { what, name }
+        }
         T::T_TruncateStmt => {
             let s = node as *mut pg_sys::TruncateStmt;
             Action::Truncate {

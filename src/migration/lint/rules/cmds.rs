@@ -395,7 +395,23 @@ impl<F: Facts> Linter<'_, F> {
                 }
                 Lock::ShareUpdateExclusive
             }
-            Cmd::DropConstraint | Cmd::SetDefault { .. } => Lock::AccessExclusive,
+            Cmd::SetDefault { .. } => Lock::AccessExclusive,
+            Cmd::DropConstraint { name } => {
+                self.drop_constraint(out, table, name);
+                Lock::AccessExclusive
+            }
+            Cmd::DropDefault { col } => {
+                self.drop_default(out, table, col);
+                Lock::AccessExclusive
+            }
+            Cmd::AlterIdentity { col } => {
+                self.column_source(out, table, col, true);
+                Lock::AccessExclusive
+            }
+            Cmd::DropExpression { col } => {
+                self.column_source(out, table, col, false);
+                Lock::AccessExclusive
+            }
             Cmd::SetLogged | Cmd::SetTablespace | Cmd::SetAccessMethod => {
                 let what = match c {
                     Cmd::SetLogged => "SET LOGGED/UNLOGGED",

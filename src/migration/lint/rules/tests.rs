@@ -42,6 +42,16 @@ impl Facts for Fake {
     fn index_table(&mut self, _i: &Name) -> Option<Name> {
         Some(t())
     }
+    fn constraint_kind(&mut self, _t: &Name, name: &str) -> Option<(char, i64)> {
+        // the test names say what they are: pk, uk_referenced, chk, fk
+        match name {
+            "pk" => Some(('p', 0)),
+            "uk_referenced" => Some(('u', 2)),
+            "chk" => Some(('c', 0)),
+            "fk" => Some(('f', 0)),
+            _ => None,
+        }
+    }
     fn misfits(&mut self, _t: &Name, _c: &str, _ty: &TypeSpec) -> Option<i64> {
         None
     }
@@ -169,7 +179,9 @@ fn validated_check_makes_set_not_null_harmless() {
 #[test]
 fn lock_timeout_tracks_set_local_and_reset() {
     let mut f = Fake::default();
-    let drop = alter(Cmd::DropConstraint);
+    let drop = alter(Cmd::Other {
+        lock: Lock::AccessExclusive,
+    });
     assert_eq!(
         rules(&mut f, std::slice::from_ref(&drop)),
         vec![("require-lock-timeout", "high")]
@@ -207,7 +219,7 @@ fn tables_created_in_the_migration_are_exempt() {
                 columns: 1,
                 if_not_exists: false,
             },
-            alter(Cmd::DropConstraint),
+            alter(Cmd::DropConstraint { name: "pk".into() }),
         ],
     );
     assert!(r.is_empty());
@@ -541,4 +553,49 @@ fn a_constrained_domain_column_rewrites() {
         .unwrap_or_default();
     assert!(alt.contains("ADD COLUMN t integer"), "{alt}");
     assert!(alt.contains("NOT VALID"), "{alt}");
+}
+
+#[test]
+fn what_a_drop_breaks_comes_from_the_catalog() {
+    let mut f = Fake::default();
+    let drop_c = |n: &str| alter(Cmd::DropConstraint { name: n.into() });
+    let sev = |f: &mut Fake, a: Action, rule: &str| {
+        let mut l = Linter::new(f, Settings::default());
+        l.statement(&a)
+            .into_iter()
+            .find(|x| x.rule == rule)
+            .map(|x| (x.severity, x.finding))
+    };
+    let pk = sev(&mut f, drop_c("pk"), "ban-drop-constraint").unwrap_or_default();
+    assert_eq!(pk.0, "high");
+    assert!(pk.1.contains("primary key"), "{}", pk.1);
+    let uk = sev(&mut f, drop_c("uk_referenced"), "ban-drop-constraint").unwrap_or_default();
+    assert!(uk.1.contains("2 foreign key(s)"), "{}", uk.1);
+    assert_eq!(
+        sev(&mut f, drop_c("chk"), "ban-drop-constraint").map(|x| x.0),
+        Some("low")
+    );
+    assert_eq!(
+        sev(&mut f, drop_c("fk"), "ban-drop-constraint").map(|x| x.0),
+        Some("low")
+    );
+    assert_eq!(
+        sev(&mut f, drop_c("gone"), "ban-drop-constraint").map(|x| x.0),
+        Some("medium")
+    );
+    // DROP DEFAULT: a NOT NULL column makes inserts that omit it fail
+    let dd = alter(Cmd::DropDefault { col: "c".into() });
+    assert_eq!(
+        sev(&mut f, dd, "ban-drop-default").map(|x| x.0),
+        Some("medium")
+    );
+    let drop_view = Action::DropObject {
+        rule: "ban-drop-view",
+        what: "VIEW",
+        names: vec!["v".into()],
+        cascade: true,
+    };
+    let v = sev(&mut f, drop_view, "ban-drop-view").unwrap_or_default();
+    assert_eq!(v.0, "high");
+    assert!(v.1.contains("CASCADE"), "{}", v.1);
 }
