@@ -4,19 +4,13 @@
 //! search_path. What the statement does to a table is `tree`'s part.
 
 use super::model::{Form, Name, Rerun, Unqualified};
-use super::tree::{cstr, is, list_name, nodes, opt, rv};
+use super::tree::{cstr, is, nodes, object_name, object_word, opt, relid, rv};
 use pgrx::pg_sys;
 
 /// The schema an existing relation named without one resolves to (None when it does not
 /// exist, or is a temporary table).
 unsafe fn resolved_schema(r: *mut pg_sys::RangeVar) -> Option<String> {
-    let oid = pg_sys::RangeVarGetRelidExtended(
-        r,
-        pg_sys::NoLock as pg_sys::LOCKMODE,
-        pg_sys::RVROption::RVR_MISSING_OK,
-        None,
-        std::ptr::null_mut(),
-    );
+    let oid = relid(r);
     if oid == pg_sys::InvalidOid {
         return None;
     }
@@ -182,24 +176,12 @@ pub unsafe fn form(node: *mut pg_sys::Node) -> Form {
         }
         T::T_DropStmt => {
             let s = node as *mut pg_sys::DropStmt;
-            use pg_sys::ObjectType as O;
-            let what = match (*s).removeType {
-                O::OBJECT_TABLE => "TABLE",
-                O::OBJECT_INDEX => "INDEX",
-                O::OBJECT_TYPE => "TYPE",
-                O::OBJECT_DOMAIN => "DOMAIN",
-                O::OBJECT_VIEW => "VIEW",
-                O::OBJECT_MATVIEW => "MATERIALIZED VIEW",
-                O::OBJECT_SEQUENCE => "SEQUENCE",
-                _ => return out,
+            let Some(what) = object_word((*s).removeType) else {
+                return out;
             };
-            let names: Vec<Name> = nodes((*s).objects)
-                .into_iter()
-                .filter(|n| is(*n, T::T_List))
-                .map(|n| list_name(n as *mut pg_sys::List))
-                .collect();
+            let objects = nodes((*s).objects);
             if !(*s).missing_ok {
-                let list: Vec<String> = names.iter().map(Name::sql).collect();
+                let list: Vec<String> = objects.iter().map(|n| object_name(*n)).collect();
                 unguarded(
                     &mut out,
                     format!("DROP {what} {}", list.join(", ")),
@@ -208,16 +190,8 @@ pub unsafe fn form(node: *mut pg_sys::Node) -> Form {
                 );
             }
             if what == "TABLE" {
-                for n in names.iter().filter(|n| n.schema.is_none()) {
-                    let r = pg_sys::makeRangeVar(
-                        std::ptr::null_mut(),
-                        pg_sys::pstrdup(
-                            std::ffi::CString::new(n.name.as_str())
-                                .unwrap_or_default()
-                                .as_ptr(),
-                        ),
-                        -1,
-                    );
+                for n in objects.into_iter().filter(|n| is(*n, T::T_List)) {
+                    let r = pg_sys::makeRangeVarFromNameList(n as *mut pg_sys::List);
                     unqualified(&mut out, "DROP TABLE", r, false);
                 }
             }

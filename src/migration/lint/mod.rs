@@ -504,6 +504,15 @@ mod tests {
             ))?,
             v(&["require-statement-timeout:4"])
         );
+        // a DROP names what it drops, whatever node kind the parser keeps the name in
+        let drop_type = Spi::get_one::<String>(
+            "SELECT finding FROM capstone.lint_migration('DROP TYPE lint_s.nothing') WHERE rule = 'prefer-robust-stmts'",
+        )?
+        .unwrap_or_default();
+        assert!(
+            drop_type.contains("DROP TYPE lint_s.nothing"),
+            "{drop_type}"
+        );
         // a temporary table is nobody else's: no schema, no rerun finding
         assert_eq!(rules("CREATE TEMP TABLE lint_tmp (id bigint)")?, v(&[]));
         Ok(())

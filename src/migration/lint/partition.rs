@@ -71,16 +71,7 @@ unsafe fn open_oid(oid: pg_sys::Oid) -> Option<pg_sys::Relation> {
 }
 
 unsafe fn open(rv: *mut pg_sys::RangeVar) -> Option<pg_sys::Relation> {
-    if rv.is_null() {
-        return None;
-    }
-    open_oid(pg_sys::RangeVarGetRelidExtended(
-        rv,
-        pg_sys::NoLock as pg_sys::LOCKMODE,
-        pg_sys::RVROption::RVR_MISSING_OK,
-        None,
-        std::ptr::null_mut(),
-    ))
+    open_oid(super::tree::relid(rv))
 }
 
 unsafe fn close(r: pg_sys::Relation) {

@@ -152,46 +152,31 @@ pub fn pieces(sql: &str) -> Vec<Piece> {
         while k < cuts.len() {
             let mut end = (cuts[k] + 1).min(sql.len());
             k += 1;
-            let Some(mut text) = sql.get(start..end) else {
+            let Some(text) = sql.get(start..end) else {
                 continue;
             };
             let piece_start = start;
             let mut parsed = parse(text);
             // a piece that ends too early (a `;` inside BEGIN ATOMIC ... END, say) grows
-            // over the next pieces while the parser keeps wanting more at the very end
+            // over the next pieces while the parser keeps wanting more at the very end; if
+            // it never completes, the first piece's own error stands and the rest is linted
+            let mut wants_more = matches!(&parsed, Err(e) if at_end(text, e.2));
             let mut grown = 0;
-            while k < cuts.len() && grown < MAX_GROWTH {
-                let Err((_, _, pos)) = &parsed else { break };
-                if !at_end(text, *pos) {
-                    break;
-                }
-                let longer_end = (cuts[k] + 1).min(sql.len());
+            while wants_more && k + grown < cuts.len() && grown < MAX_GROWTH {
+                let longer_end = (cuts[k + grown] + 1).min(sql.len());
                 let Some(longer) = sql.get(start..longer_end) else {
                     break;
                 };
+                grown += 1;
                 match parse(longer) {
                     Ok(stmts) => {
                         parsed = Ok(stmts);
                         end = longer_end;
-                        k += 1;
+                        k += grown;
                         break;
                     }
-                    Err(e) if at_end(longer, e.2) => {
-                        grown += 1;
-                        k += 1;
-                        text = longer;
-                        end = longer_end;
-                        parsed = Err(e);
-                    }
-                    Err(_) => break,
+                    Err(e) => wants_more = at_end(longer, e.2),
                 }
-            }
-            if parsed.is_err() && grown > 0 {
-                // it never completed: report the first piece alone, lint the rest
-                k -= grown;
-                end = (cuts[k - 1] + 1).min(sql.len());
-                text = sql.get(start..end).unwrap_or("");
-                parsed = parse(text);
             }
             start = end;
             match parsed {

@@ -62,9 +62,45 @@ unsafe fn has_option(list: *mut pg_sys::List, name: &str) -> bool {
     })
 }
 
+/// The SQL word for an object kind a migration drops or moves (None: not one the linter
+/// reads).
+pub(super) fn object_word(kind: pg_sys::ObjectType::Type) -> Option<&'static str> {
+    use pg_sys::ObjectType as O;
+    Some(match kind {
+        O::OBJECT_TABLE => "TABLE",
+        O::OBJECT_INDEX => "INDEX",
+        O::OBJECT_VIEW => "VIEW",
+        O::OBJECT_MATVIEW => "MATERIALIZED VIEW",
+        O::OBJECT_TYPE => "TYPE",
+        O::OBJECT_DOMAIN => "DOMAIN",
+        O::OBJECT_SEQUENCE => "SEQUENCE",
+        O::OBJECT_SCHEMA => "SCHEMA",
+        O::OBJECT_EXTENSION => "EXTENSION",
+        O::OBJECT_FUNCTION => "FUNCTION",
+        O::OBJECT_PROCEDURE => "PROCEDURE",
+        O::OBJECT_ROUTINE => "ROUTINE",
+        _ => return None,
+    })
+}
+
+/// The relation a RangeVar names on the current search_path, without locking it
+/// (InvalidOid when it does not exist).
+pub(super) unsafe fn relid(r: *mut pg_sys::RangeVar) -> pg_sys::Oid {
+    if r.is_null() {
+        return pg_sys::InvalidOid;
+    }
+    pg_sys::RangeVarGetRelidExtended(
+        r,
+        pg_sys::NoLock as pg_sys::LOCKMODE,
+        pg_sys::RVROption::RVR_MISSING_OK,
+        None,
+        std::ptr::null_mut(),
+    )
+}
+
 /// The name of a dropped or moved object as written: a qualified name, a bare name (schema,
 /// extension), a function with its arguments' names left out, or a type name.
-unsafe fn object_name(n: *mut pg_sys::Node) -> String {
+pub(super) unsafe fn object_name(n: *mut pg_sys::Node) -> String {
     use pg_sys::NodeTag as T;
     if n.is_null() {
         return String::new();
@@ -415,26 +451,24 @@ pub unsafe fn action(node: *mut pg_sys::Node) -> Action {
                 .filter(|n| is(*n, T::T_List))
                 .map(|n| list_name(n as *mut pg_sys::List))
                 .collect();
-            use pg_sys::ObjectType as O;
-            let (rule, what) = match (*s).removeType {
-                O::OBJECT_INDEX => {
+            let Some(what) = object_word((*s).removeType) else {
+                return Action::Other;
+            };
+            let rule = match what {
+                "INDEX" => {
                     return Action::DropIndex {
                         indexes: names,
                         concurrent: (*s).concurrent,
                     }
                 }
-                O::OBJECT_TABLE => return Action::DropTable { tables: names },
-                O::OBJECT_VIEW => ("ban-drop-view", "VIEW"),
-                O::OBJECT_MATVIEW => ("ban-drop-view", "MATERIALIZED VIEW"),
-                O::OBJECT_TYPE => ("ban-drop-type", "TYPE"),
-                O::OBJECT_DOMAIN => ("ban-drop-domain", "DOMAIN"),
-                O::OBJECT_SEQUENCE => ("ban-drop-sequence", "SEQUENCE"),
-                O::OBJECT_SCHEMA => ("ban-drop-schema", "SCHEMA"),
-                O::OBJECT_EXTENSION => ("ban-drop-extension", "EXTENSION"),
-                O::OBJECT_FUNCTION => ("ban-drop-function", "FUNCTION"),
-                O::OBJECT_PROCEDURE => ("ban-drop-function", "PROCEDURE"),
-                O::OBJECT_ROUTINE => ("ban-drop-function", "ROUTINE"),
-                _ => return Action::Other,
+                "TABLE" => return Action::DropTable { tables: names },
+                "VIEW" | "MATERIALIZED VIEW" => "ban-drop-view",
+                "TYPE" => "ban-drop-type",
+                "DOMAIN" => "ban-drop-domain",
+                "SEQUENCE" => "ban-drop-sequence",
+                "SCHEMA" => "ban-drop-schema",
+                "EXTENSION" => "ban-drop-extension",
+                _ => "ban-drop-function",
             };
             Action::DropObject {
                 rule,
@@ -449,18 +483,7 @@ pub unsafe fn action(node: *mut pg_sys::Node) -> Action {
         T::T_DropdbStmt => Action::DropDatabase,
         T::T_AlterObjectSchemaStmt => {
             let s = node as *mut pg_sys::AlterObjectSchemaStmt;
-            use pg_sys::ObjectType as O;
-            let what = match (*s).objectType {
-                O::OBJECT_TABLE => "TABLE",
-                O::OBJECT_VIEW => "VIEW",
-                O::OBJECT_MATVIEW => "MATERIALIZED VIEW",
-                O::OBJECT_SEQUENCE => "SEQUENCE",
-                O::OBJECT_TYPE => "TYPE",
-                O::OBJECT_DOMAIN => "DOMAIN",
-                O::OBJECT_FUNCTION | O::OBJECT_PROCEDURE | O::OBJECT_ROUTINE => "FUNCTION",
-                O::OBJECT_EXTENSION => "EXTENSION",
-                _ => "object",
-            };
+            let what = object_word((*s).objectType).unwrap_or("object");
             let name = if (*s).relation.is_null() {
                 object_name((*s).object)
             } else {
