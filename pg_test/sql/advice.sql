@@ -65,6 +65,51 @@ SELECT * FROM capstone.index_prove(-1, concurrently => false);
 SELECT * FROM capstone.index_prove(:adv, concurrently => false, queries => '{}');
 SELECT * FROM capstone.index_prove(NULL);
 
+-- by default the index is built with CREATE INDEX CONCURRENTLY by a background worker, as
+-- the caller: the first call measures before and starts it, the second measures after
+\set q17 'SELECT count(*) FROM adv_orders WHERE customer = 17'
+SELECT query, est_speedup > 1 AS est_faster, before_node, after_node, after_ms, verdict
+  FROM capstone.index_prove(:adv, queries => ARRAY[:'q17']);
+-- the worker waits for that transaction, then builds; wait in short transactions of our own
+CREATE PROCEDURE pg_temp.await_build(n int) LANGUAGE plpgsql AS $$
+BEGIN
+  FOR i IN 1..1200 LOOP
+    EXIT WHEN (SELECT count(*) FROM capstone.evidence WHERE label = 'index_prove_build') >= n;
+    COMMIT;
+    PERFORM pg_sleep(0.05);
+  END LOOP;
+END $$;
+CALL pg_temp.await_build(1);
+SELECT payload->>'ok' AS ok, payload->>'index' AS index, payload->>'error' AS error
+  FROM capstone.evidence WHERE label = 'index_prove_build';
+-- the second call needs no statements: it measures the ones the first call measured
+SELECT query, before_node, after_node, verdict FROM capstone.index_prove(:adv);
+SELECT i.indisvalid, i.indisready FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+ WHERE c.relname = 'capstone_advice_' || :adv;
+SELECT payload->>'concurrently' AS concurrently, (payload->>'build_ms')::float > 0 AS timed,
+       jsonb_array_length(payload->'statements') AS statements
+  FROM capstone.evidence WHERE label = 'index_prove' ORDER BY id DESC LIMIT 1;
+-- proven: the next call starts over, and the index is already there
+SELECT * FROM capstone.index_prove(:adv, queries => ARRAY[:'q17']);
+DROP INDEX capstone_advice_:adv;
+-- a build that fails ends the proof with its error: here a table takes the index's name
+-- before the worker gets to build
+BEGIN;
+SELECT query, verdict FROM capstone.index_prove(:adv, queries => ARRAY[:'q17']);
+SAVEPOINT s;
+-- the worker waits for this transaction: still building, and not for other statements
+SELECT * FROM capstone.index_prove(:adv, queries => ARRAY[:'q17']);
+ROLLBACK TO s;
+SELECT * FROM capstone.index_prove(:adv, queries => ARRAY['SELECT count(*) FROM adv_orders WHERE customer = 18']);
+ROLLBACK TO s;
+CREATE TABLE capstone_advice_:adv (x int);
+COMMIT;
+CALL pg_temp.await_build(2);
+SELECT query, after_ms, verdict FROM capstone.index_prove(:adv, queries => ARRAY[:'q17']);
+SELECT payload->>'build_failed' AS build_failed, payload->>'invalid_index_left' AS left_behind
+  FROM capstone.evidence WHERE label = 'index_prove' ORDER BY id DESC LIMIT 1;
+DROP TABLE capstone_advice_:adv;
+
 -- what could go: a duplicate, a prefix of another index, an unused one, one no watched
 -- plan uses; never the primary key or a constraint's index
 CREATE INDEX adv_orders_tenant_dup ON adv_orders (tenant);

@@ -60,6 +60,22 @@ SELECT advice_id AS aid, create_index, statements FROM capstone.index_advice() W
 \echo :create_index :statements
 SELECT verdict, est_speedup > 1 AS est_faster
   FROM capstone.index_prove(:aid, concurrently => false, queries => ARRAY['SELECT count(*) FROM public.app_t WHERE note = ''x''']);
+-- and concurrently, the default: the build worker runs as the role too
+DROP INDEX capstone_advice_:aid;
+SELECT verdict FROM capstone.index_prove(:aid, queries => ARRAY['SELECT count(*) FROM public.app_t WHERE note = ''x''']);
+CREATE PROCEDURE pg_temp.await_build() LANGUAGE plpgsql AS $$
+BEGIN
+  FOR i IN 1..1200 LOOP
+    EXIT WHEN EXISTS (SELECT 1 FROM capstone.evidence WHERE label = 'index_prove_build');
+    COMMIT;
+    PERFORM pg_sleep(0.05);
+  END LOOP;
+END $$;
+CALL pg_temp.await_build();
+SELECT payload->>'ok' AS built, captured_by = current_user AS built_as_me
+  FROM capstone.evidence WHERE label = 'index_prove_build';
+SELECT verdict, after_node IS NOT NULL AS measured_after
+  FROM capstone.index_prove(:aid, queries => ARRAY['SELECT count(*) FROM public.app_t WHERE note = ''x''']);
 SELECT count(*) >= 0 AS drop_advice_ran FROM capstone.index_drop_advice();
 
 INSERT INTO capstone.watched_queries (name, sql) VALUES ('app point', 'SELECT * FROM public.app_t WHERE id = 7');

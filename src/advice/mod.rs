@@ -4,6 +4,7 @@
 
 mod advise;
 mod analyze;
+mod build;
 mod candidates;
 mod choose;
 mod define;
@@ -306,9 +307,11 @@ fn index_drop_advice() -> TableIterator<
 /// Build an advised index for real and prove it: each statement it serves (or each of
 /// `queries`, concrete statements) is estimated with the index as a hypothetical one,
 /// then run with EXPLAIN ANALYZE (capstone.explain) before and after the build; the
-/// verdict is from the measured times. The build is a plain CREATE INDEX in the
-/// caller's transaction (CONCURRENTLY cannot run inside a function), so
-/// `concurrently => false` must be passed; a table over `max_table_bytes` is refused.
+/// verdict is from the measured times. By default the index is built with CREATE INDEX
+/// CONCURRENTLY by a background worker running as the caller, so the proof takes two
+/// calls: the first measures before and starts the build, the second (once it is built)
+/// measures after. `concurrently => false` builds it in the caller's transaction with a
+/// plain CREATE INDEX, which blocks writes. A table over `max_table_bytes` is refused.
 #[pg_extern(volatile, parallel_unsafe)]
 #[allow(clippy::type_complexity)]
 fn index_prove(
@@ -326,23 +329,16 @@ fn index_prove(
         name!(est_cost_after, f64),
         name!(est_speedup, f64),
         name!(before_node, String),
-        name!(after_node, String),
+        name!(after_node, Option<String>),
         name!(before_ms, f64),
-        name!(after_ms, f64),
-        name!(speedup, f64),
+        name!(after_ms, Option<f64>),
+        name!(speedup, Option<f64>),
         name!(verdict, String),
     ),
 > {
     use crate::infra::format::round;
     let advice_id = required(advice_id, "advice_id");
-    if required(concurrently, "concurrently") {
-        CapstoneError::NotSupported(
-            "CREATE INDEX CONCURRENTLY cannot run inside a function (a function always runs in a transaction block)".into(),
-        )
-        .raise_hint(
-            "build it yourself with the advice's create_index, or call capstone.index_prove(advice_id, concurrently => false): a plain CREATE INDEX that blocks writes to the table while it builds",
-        )
-    }
+    let concurrently = required(concurrently, "concurrently");
     let runs = crate::infra::error::check_range("runs", required(runs, "runs"), 1, 100);
     if let Some(m) = max_table_bytes {
         crate::infra::error::check_range("max_table_bytes", m, 0, i64::MAX);
@@ -364,8 +360,13 @@ fn index_prove(
             Some(v)
         }
     };
+    let given = queries.is_some();
     let (id, proofs) = crate::infra::search_path::guarded(|| {
-        prove::prove(advice_id, max_table_bytes, queries, runs)
+        let t = prove::target(advice_id, max_table_bytes, queries, concurrently)?;
+        if !concurrently {
+            return prove::prove_plain(&t, runs);
+        }
+        build::prove_concurrently(t, runs, given)
     })
     .or_raise();
     let ratio = |a: f64, b: f64| if b > 0.0 { round(a / b, 2) } else { 0.0 };
@@ -379,8 +380,8 @@ fn index_prove(
             p.before_node,
             p.after_node,
             round(p.before_ms, 3),
-            round(p.after_ms, 3),
-            ratio(p.before_ms, p.after_ms),
+            p.after_ms.map(|a| round(a, 3)),
+            p.after_ms.map(|a| ratio(p.before_ms, a)),
             p.verdict.to_string(),
         )
     }))

@@ -2,8 +2,9 @@
 //! statement is estimated first (generic-plan cost without and with the index as a
 //! hypothetical one), then run with EXPLAIN ANALYZE through capstone.explain (the plans
 //! gate's capture, called as SQL) before and after the build; the verdict comes from
-//! the measured times. The build is a plain CREATE INDEX in the caller's transaction,
-//! run as the caller (who must own the table); CONCURRENTLY cannot run inside a function.
+//! the measured times. The build runs as the caller (who must own the table): a plain
+//! CREATE INDEX in the caller's transaction, or CREATE INDEX CONCURRENTLY in a background
+//! worker (`build.rs`), since no function may run it.
 
 use super::{analyze, define, store};
 use crate::infra::error::{CapstoneError, Result};
@@ -21,9 +22,9 @@ pub struct Proof {
     pub est_cost_before: f64,
     pub est_cost_after: f64,
     pub before_node: String,
-    pub after_node: String,
+    pub after_node: Option<String>,
     pub before_ms: f64,
-    pub after_ms: f64,
+    pub after_ms: Option<f64>,
     pub verdict: &'static str,
 }
 
@@ -103,12 +104,35 @@ fn estimate(query: &str, create_sql: &str, relid: pg_sys::Oid, table: &str) -> R
     Ok((before, after))
 }
 
-pub fn prove(
+/// What a proof runs on: the advice's table and index, and the statements to measure.
+pub struct Target {
+    pub advice_id: i64,
+    pub on: String,
+    pub relid: pg_sys::Oid,
+    pub table: String,
+    pub name: String,
+    pub statements: Vec<String>,
+}
+
+/// One statement measured before the build: the estimate and the capture.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Before {
+    pub query: String,
+    pub est_cost_before: f64,
+    pub est_cost_after: f64,
+    pub before_evidence: i64,
+    pub before_node: String,
+    pub before_ms: f64,
+}
+
+/// Read the advice and decide what to prove: refuses what is not an advice, a table
+/// gone or over `max_table_bytes`; keeps only the statements that can run as they are.
+pub fn target(
     advice_id: i64,
     max_table_bytes: Option<i64>,
     queries: Option<Vec<String>>,
-    runs: i32,
-) -> Result<(i64, Vec<Proof>)> {
+    concurrently: bool,
+) -> Result<Target> {
     let ev = evidence::load(advice_id);
     if ev.gate != Gate::Index.as_str() || ev.label.as_deref() != Some("index_advice") {
         return Err(CapstoneError::InvalidParameter(format!(
@@ -132,12 +156,17 @@ pub fn prove(
     .ok_or_else(|| CapstoneError::UndefinedTable(format!("the advised table {table} no longer exists")).with_hint("run capstone.index_advice() again"))?;
     if let Some(limit) = max_table_bytes {
         if size > limit {
+            let (what, hint) = if concurrently {
+                ("building the index reads the whole table twice and waits for every transaction that could use it", "pass a larger max_table_bytes (NULL for no limit) when the build's I/O and time are acceptable")
+            } else {
+                ("building the index blocks writes to it for the whole build", "build it concurrently (the default, concurrently => true), or pass a larger max_table_bytes (NULL for no limit)")
+            };
             return Err(CapstoneError::PrerequisiteState(format!(
-                "{table} is {} (over max_table_bytes, {}): building the index blocks writes to it for the whole build",
+                "{table} is {} (over max_table_bytes, {}): {what}",
                 crate::infra::format::bytes(size),
                 crate::infra::format::bytes(limit)
             ))
-            .with_hint("build it yourself with the advice's CREATE INDEX CONCURRENTLY, or pass a larger max_table_bytes (NULL for no limit)"));
+            .with_hint(hint));
         }
     }
     let statements: Vec<String> = match queries {
@@ -157,80 +186,144 @@ pub fn prove(
                 .collect()
         }
     };
-    if statements.is_empty() {
+    Ok(Target {
+        advice_id,
+        on,
+        relid,
+        table,
+        name: format!("capstone_advice_{advice_id}"),
+        statements,
+    })
+}
+
+/// Refuse to start a proof with nothing to run, or of an advice whose index is already there.
+pub fn refuse_built(t: &Target) -> Result<()> {
+    if t.statements.is_empty() {
         return Err(CapstoneError::InvalidParameter(
             "none of the statements this advice serves can be executed as they are (pg_stat_statements keeps them with $n parameters)".into(),
         )
         .with_hint("pass concrete statements with queries => ARRAY['SELECT ... WHERE col = 42']"));
     }
-    let name = format!("capstone_advice_{advice_id}");
-    let exists = Spi::get_one_with_args::<bool>(
-        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_class t ON t.relnamespace = c.relnamespace
-                         WHERE t.oid = $1 AND c.relname = $2)",
-        &[relid.into(), name.as_str().into()],
+    if index_state(t).is_some() {
+        return Err(CapstoneError::DuplicateObject(format!(
+            "advice {} was already built as index {}",
+            t.advice_id, t.name
+        ))
+        .with_hint(format!(
+            "drop it to prove the advice again: DROP INDEX {}",
+            t.name
+        )));
+    }
+    Ok(())
+}
+
+/// The advice's index beside its table, if it exists: is it valid (ready for queries)?
+pub fn index_state(t: &Target) -> Option<bool> {
+    Spi::get_one_with_args::<bool>(
+        "SELECT i.indisvalid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_index i ON i.indexrelid = c.oid
+           JOIN pg_catalog.pg_class r ON r.relnamespace = c.relnamespace
+          WHERE r.oid = $1 AND c.relname = $2",
+        &[t.relid.into(), t.name.as_str().into()],
     )
     .ok()
     .flatten()
-    .unwrap_or(false);
-    if exists {
-        return Err(CapstoneError::DuplicateObject(format!(
-            "advice {advice_id} was already built as index {name}"
-        ))
-        .with_hint(format!(
-            "drop it to prove the advice again: DROP INDEX {name}"
-        )));
-    }
-    let create_hypo = format!("CREATE INDEX {} {on}", pgrx::spi::quote_identifier(&name));
-    let mut est = Vec::new();
-    let mut before = Vec::new();
-    for (i, q) in statements.iter().enumerate() {
-        est.push(estimate(q, &create_hypo, relid, &table)?);
-        before.push(measure(
+}
+
+/// The CREATE INDEX of the proof's index (named, so the proof can find it).
+pub fn build_sql(t: &Target, concurrently: bool) -> String {
+    format!(
+        "CREATE INDEX {}{} {}",
+        if concurrently { "CONCURRENTLY " } else { "" },
+        pgrx::spi::quote_identifier(&t.name),
+        t.on
+    )
+}
+
+/// Estimate each statement with the index as a hypothetical one, then measure it.
+pub fn before(t: &Target, runs: i32) -> Result<Vec<Before>> {
+    let create_hypo = build_sql(t, false);
+    let mut out = Vec::new();
+    for (i, q) in t.statements.iter().enumerate() {
+        let est = estimate(q, &create_hypo, t.relid, &t.table)?;
+        let m = measure(
             q,
-            &format!("index_prove {advice_id} before #{}", i + 1),
+            &format!("index_prove {} before #{}", t.advice_id, i + 1),
             runs,
-        )?);
+        )?;
+        out.push(Before {
+            query: q.clone(),
+            est_cost_before: est.0,
+            est_cost_after: est.1,
+            before_evidence: m.0,
+            before_node: m.1,
+            before_ms: m.2,
+        });
     }
-    // the build, as the caller: CREATE INDEX checks that the caller owns the table
-    let build = format!("CREATE INDEX {} {on}", pgrx::spi::quote_identifier(&name));
-    let analyze_sql = format!("ANALYZE {table}");
+    Ok(out)
+}
+
+/// Measure each statement again with the index built, and store the proof; `build`
+/// says how it was built.
+pub fn after(t: &Target, before: &[Before], runs: i32, build: Value) -> Result<(i64, Vec<Proof>)> {
+    let mut proofs = Vec::new();
+    let mut rows = Vec::new();
+    for (i, b) in before.iter().enumerate() {
+        let a = measure(
+            &b.query,
+            &format!("index_prove {} after #{}", t.advice_id, i + 1),
+            runs,
+        )?;
+        let v = verdict(b.before_ms, a.2);
+        rows.push(json!({"query": b.query, "est_cost_before": b.est_cost_before, "est_cost_after": b.est_cost_after,
+            "before_evidence": b.before_evidence, "after_evidence": a.0, "before_node": b.before_node, "after_node": a.1,
+            "before_ms": b.before_ms, "after_ms": a.2, "verdict": v}));
+        proofs.push(Proof {
+            query: b.query.clone(),
+            est_cost_before: b.est_cost_before,
+            est_cost_after: b.est_cost_after,
+            before_node: b.before_node.clone(),
+            after_node: Some(a.1),
+            before_ms: b.before_ms,
+            after_ms: Some(a.2),
+            verdict: v,
+        });
+    }
+    let mut payload = json!({"advice_id": t.advice_id, "index": t.name, "statements": rows});
+    if let (Some(p), Some(b)) = (payload.as_object_mut(), build.as_object()) {
+        for (k, v) in b {
+            p.insert(k.clone(), v.clone());
+        }
+    }
+    let id = evidence::store(
+        Gate::Index,
+        Some("index_prove"),
+        Some(&build_sql(t, build.get("concurrently").and_then(Value::as_bool).unwrap_or(false))),
+        json!({"advice_id": t.advice_id, "runs": runs, "min_speedup": MIN_SPEEDUP}),
+        payload,
+    );
+    Ok((id, proofs))
+}
+
+/// The whole proof with a plain CREATE INDEX in the caller's transaction, as the caller
+/// (CREATE INDEX checks that the caller owns the table).
+pub fn prove_plain(t: &Target, runs: i32) -> Result<(i64, Vec<Proof>)> {
+    refuse_built(t)?;
+    let b = before(t, runs)?;
+    let build = build_sql(t, false);
+    let analyze_sql = format!("ANALYZE {}", t.table);
+    let started = std::time::Instant::now();
     crate::infra::search_path::as_caller(|| {
         Spi::run(&build)?;
         Spi::run(&analyze_sql)
     })
     .map_err(|e| CapstoneError::PrerequisiteState(format!("building the index failed: {e}")))?;
-    let mut proofs = Vec::new();
-    let mut rows = Vec::new();
-    for (i, q) in statements.iter().enumerate() {
-        let after = measure(
-            q,
-            &format!("index_prove {advice_id} after #{}", i + 1),
-            runs,
-        )?;
-        let b = &before[i];
-        let v = verdict(b.2, after.2);
-        rows.push(json!({"query": q, "est_cost_before": est[i].0, "est_cost_after": est[i].1,
-            "before_evidence": b.0, "after_evidence": after.0, "before_node": b.1, "after_node": after.1,
-            "before_ms": b.2, "after_ms": after.2, "verdict": v}));
-        proofs.push(Proof {
-            query: q.clone(),
-            est_cost_before: est[i].0,
-            est_cost_after: est[i].1,
-            before_node: b.1.clone(),
-            after_node: after.1,
-            before_ms: b.2,
-            after_ms: after.2,
-            verdict: v,
-        });
-    }
-    let id = evidence::store(
-        Gate::Index,
-        Some("index_prove"),
-        Some(&build),
-        json!({"advice_id": advice_id, "runs": runs, "min_speedup": MIN_SPEEDUP}),
-        json!({"advice_id": advice_id, "index": name, "statements": rows}),
-    );
-    Ok((id, proofs))
+    let build_ms = started.elapsed().as_secs_f64() * 1000.0;
+    after(
+        t,
+        &b,
+        runs,
+        json!({"concurrently": false, "build_ms": build_ms}),
+    )
 }
 
 #[cfg(test)]

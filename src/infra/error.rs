@@ -152,7 +152,17 @@ pub fn notice_hint(message: impl Into<String>, hint: impl Into<String>) {
 
 /// A WARNING (01000) from capstone.
 pub fn warning(message: impl Into<String>) {
-    ErrorReport::new(C::ERRCODE_WARNING, message.into(), "capstone").report(PgLogLevel::WARNING);
+    warning_hint(message, "");
+}
+
+/// A WARNING (01000) with a hint.
+pub fn warning_hint(message: impl Into<String>, hint: impl Into<String>) {
+    let hint = hint.into();
+    let mut report = ErrorReport::new(C::ERRCODE_WARNING, message.into(), "capstone");
+    if !hint.is_empty() {
+        report = report.set_hint(hint);
+    }
+    report.report(PgLogLevel::WARNING);
 }
 
 impl CapstoneError {

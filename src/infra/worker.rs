@@ -208,6 +208,116 @@ pub fn attach_with_args() -> Option<(WorkerIdentity, Vec<i64>)> {
     Some((ident, args))
 }
 
+/// Run `f` in a transaction of its own, with a snapshot, as a worker's unit of work; an
+/// error aborts it and comes back as (SQLSTATE, message).
+pub fn in_transaction<R>(f: impl FnOnce() -> R) -> Result<R, (String, String)> {
+    unsafe {
+        pg_sys::SetCurrentStatementStartTimestamp();
+        pg_sys::StartTransactionCommand();
+        pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
+    }
+    let f = std::panic::AssertUnwindSafe(f);
+    let r = PgTryBuilder::new(move || {
+        let f = f;
+        Ok((f.0)())
+    })
+    .catch_others(|e| Err(crate::infra::subxact::describe(&e)))
+    .execute();
+    unsafe {
+        match r {
+            Ok(_) => {
+                pg_sys::PopActiveSnapshot();
+                pg_sys::CommitTransactionCommand();
+            }
+            Err(_) => pg_sys::AbortCurrentTransaction(),
+        }
+    }
+    r
+}
+
+/// What PostgreSQL's own `die()` does for a background worker: the next
+/// CHECK_FOR_INTERRUPTS, wherever it is (a lock wait, a long statement, a nap), ends the
+/// process with FATAL, which rolls its transaction back.
+unsafe extern "C-unwind" fn on_sigterm(_signal_args: i32) {
+    (&raw mut pg_sys::InterruptPending).write_volatile(1);
+    (&raw mut pg_sys::ProcDiePending).write_volatile(1);
+    pg_sys::SetLatch(pg_sys::MyLatch);
+}
+
+/// Make SIGTERM (pg_terminate_backend, a fast shutdown) end this worker as it ends any
+/// backend, even inside a lock wait or a long command that a flag read by the worker's
+/// own loop would never reach.
+pub fn die_on_sigterm() {
+    unsafe {
+        #[cfg(not(feature = "pg18"))]
+        pg_sys::pqsignal(pg_sys::SIGTERM as i32, Some(on_sigterm));
+        #[cfg(feature = "pg18")]
+        pg_sys::pqsignal_be(pg_sys::SIGTERM as i32, Some(on_sigterm));
+    }
+}
+
+/// Run one utility statement the way a client's simple query runs it: at top level,
+/// outside any transaction block, in a transaction of its own. This is what the commands
+/// that manage their own transactions need (CREATE INDEX CONCURRENTLY, REINDEX
+/// CONCURRENTLY), which no function may run. Only a worker, which owns its transaction
+/// state, can call it. An error aborts the transaction and comes back as
+/// (SQLSTATE, message).
+pub fn run_top_level(sql: &str) -> Result<(), (String, String)> {
+    let Ok(text) = std::ffi::CString::new(sql) else {
+        return Err(("22023".into(), "the statement contains a NUL byte".into()));
+    };
+    unsafe {
+        pg_sys::SetCurrentStatementStartTimestamp();
+        pg_sys::pgstat_report_activity(pg_sys::BackendState::STATE_RUNNING, text.as_ptr());
+        pg_sys::StartTransactionCommand();
+        pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
+    }
+    let text_ptr = text.as_ptr();
+    let r = PgTryBuilder::new(move || unsafe {
+        // the parse tree must outlive the commits the command makes on its way
+        let old = pg_sys::MemoryContextSwitchTo(pg_sys::TopMemoryContext);
+        let list = pg_sys::raw_parser(text_ptr, pg_sys::RawParseMode::RAW_PARSE_DEFAULT);
+        let raws = crate::infra::parse::list_ptrs::<pg_sys::RawStmt>(list);
+        let [raw] = raws.as_slice() else {
+            pg_sys::MemoryContextSwitchTo(old);
+            return Err(("42601".into(), "expected exactly one statement".into()));
+        };
+        let mut stmt = PgBox::<pg_sys::PlannedStmt>::alloc_node(pg_sys::NodeTag::T_PlannedStmt);
+        stmt.commandType = pg_sys::CmdType::CMD_UTILITY;
+        stmt.canSetTag = true;
+        stmt.utilityStmt = (**raw).stmt;
+        stmt.stmt_location = (**raw).stmt_location;
+        stmt.stmt_len = (**raw).stmt_len;
+        pg_sys::ProcessUtility(
+            stmt.into_pg(),
+            text_ptr,
+            false,
+            pg_sys::ProcessUtilityContext::PROCESS_UTILITY_TOPLEVEL,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            pg_sys::None_Receiver,
+            std::ptr::null_mut(),
+        );
+        pg_sys::MemoryContextSwitchTo(old);
+        Ok(())
+    })
+    .catch_others(|e| Err(crate::infra::subxact::describe(&e)))
+    .execute();
+    unsafe {
+        match r {
+            Ok(()) => {
+                if pg_sys::ActiveSnapshotSet() {
+                    pg_sys::PopActiveSnapshot();
+                }
+                pg_sys::CommitTransactionCommand();
+            }
+            Err(_) => pg_sys::AbortCurrentTransaction(),
+        }
+        pg_sys::pgstat_report_activity(pg_sys::BackendState::STATE_IDLE, std::ptr::null());
+    }
+    r
+}
+
 /// The smoke worker: connect as the caller, write one row, exit.
 #[pg_guard]
 #[unsafe(no_mangle)]

@@ -200,15 +200,6 @@ fn answer(slot: usize, generation: u64, seq: u64, a: &Answer) {
     wake(coordinator);
 }
 
-/// What PostgreSQL's own `die()` does for a background worker: the next
-/// CHECK_FOR_INTERRUPTS, wherever it is (a lock wait, a long statement, this loop's
-/// nap), ends the process with FATAL, which rolls its transaction back.
-unsafe extern "C-unwind" fn on_sigterm(_signal_args: i32) {
-    (&raw mut pg_sys::InterruptPending).write_volatile(1);
-    (&raw mut pg_sys::ProcDiePending).write_volatile(1);
-    pg_sys::SetLatch(pg_sys::MyLatch);
-}
-
 /// Entry point of a demo session worker: `bgw_extra` carries the caller's identity,
 /// then the slot and its generation.
 #[pg_guard]
@@ -229,12 +220,7 @@ pub extern "C-unwind" fn capstone_demo_session_main(_arg: pg_sys::Datum) {
     let (slot, generation) = (slot as usize, generation as u64);
     // SIGTERM as in any backend: a terminate ends even a lock wait inside SPI, which
     // a flag read only by this loop could not
-    unsafe {
-        #[cfg(not(feature = "pg18"))]
-        pg_sys::pqsignal(pg_sys::SIGTERM as i32, Some(on_sigterm));
-        #[cfg(feature = "pg18")]
-        pg_sys::pqsignal_be(pg_sys::SIGTERM as i32, Some(on_sigterm));
-    }
+    worker::die_on_sigterm();
     // who this session is, and what pg_stat_activity calls it
     let role = BackgroundWorker::transaction(|| {
         Spi::get_one::<String>(

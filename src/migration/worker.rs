@@ -12,7 +12,7 @@
 //! trigger already fills the new column for every row written after it was
 //! created. Chasing the tail would race the writers it is meant to serve.
 
-use crate::infra::worker::{attach, launch, WorkerIdentity};
+use crate::infra::worker::{attach, in_transaction, launch, WorkerIdentity};
 use pgrx::bgworkers::{
     BackgroundWorker, BackgroundWorkerBuilder, BgWorkerStartTime, SignalWakeFlags,
 };
@@ -86,32 +86,6 @@ enum Batch {
     Done,
     Rows,
     Failed(String, String),
-}
-
-/// Run `f` in its own transaction; an error aborts it and comes back as (SQLSTATE, message).
-fn in_transaction<R>(f: impl FnOnce() -> R) -> Result<R, (String, String)> {
-    unsafe {
-        pg_sys::SetCurrentStatementStartTimestamp();
-        pg_sys::StartTransactionCommand();
-        pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
-    }
-    let f = std::panic::AssertUnwindSafe(f);
-    let r = PgTryBuilder::new(move || {
-        let f = f;
-        Ok((f.0)())
-    })
-    .catch_others(|e| Err(crate::infra::subxact::describe(&e)))
-    .execute();
-    unsafe {
-        match r {
-            Ok(_) => {
-                pg_sys::PopActiveSnapshot();
-                pg_sys::CommitTransactionCommand();
-            }
-            Err(_) => pg_sys::AbortCurrentTransaction(),
-        }
-    }
-    r
 }
 
 fn load_job(id: i64) -> Option<(String, Job)> {
