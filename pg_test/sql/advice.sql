@@ -130,6 +130,25 @@ SELECT index_name, table_name, reason, detail, size, idx_scan, drop_index
 EXPLAIN (COSTS OFF) SELECT * FROM adv_lines WHERE order_id = 7;
 SELECT count(*) FROM capstone.hypo_indexes();
 
+-- write overhead counts HOT updates: an index on a column that HOT updates set makes them
+-- non-HOT, and each then writes every index of the table
+CREATE TABLE adv_hot (id int PRIMARY KEY, state int NOT NULL, note text) WITH (fillfactor = 50);
+INSERT INTO adv_hot SELECT g, g % 2000, 'x' FROM generate_series(1, 20000) g;
+ANALYZE adv_hot;
+SELECT pg_stat_statements_reset() IS NOT NULL AS reset;
+SELECT count(*) FROM adv_hot WHERE state = 7;
+SELECT count(*) FROM adv_hot WHERE state = 8;
+SELECT count(*) FROM adv_hot WHERE note = 'z';
+SELECT count(*) FROM adv_hot WHERE note = 'w';
+UPDATE adv_hot SET state = state + 1 WHERE id BETWEEN 1 AND 200;
+UPDATE adv_hot SET note = 'y' WHERE id BETWEEN 201 AND 300;
+SELECT pg_stat_force_next_flush();
+SELECT n_tup_ins, n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'adv_hot';
+SELECT create_index, write_overhead_bytes, why LIKE '%non-HOT%' AS says_so
+  FROM capstone.index_advice() WHERE table_name = 'public.adv_hot' ORDER BY create_index;
+SELECT query, payload->'writes' AS writes FROM capstone.evidence
+ WHERE label = 'index_advice' AND payload->>'table' = 'public.adv_hot' ORDER BY query;
+
 -- bad input
 SELECT * FROM capstone.index_advice(min_calls => 0);
 SELECT * FROM capstone.index_advice(min_savings_pct => 101);

@@ -7,6 +7,7 @@
 use super::analyze::{self, Analyzed};
 use super::candidates::{self, Candidate};
 use super::choose::{self, Evaluated, Statement};
+use super::hot;
 use super::workload::{self, Entry};
 use super::{define, inject, size, store};
 use crate::infra::error::Result;
@@ -211,8 +212,27 @@ pub fn advise(min_calls: i64, min_savings_pct: f64, top_n: usize) -> Result<(Vec
         });
         let k = &costed[p.candidate];
         let width: i32 = k.index.columns.iter().map(|c| c.width).sum();
-        let table_writes = writes.get(&k.cand.relid).copied().unwrap_or(0);
-        let overhead = size::entry_bytes(width).saturating_mul(table_writes);
+        let (table_writes, existing_entries) =
+            writes.get(&k.cand.relid).copied().unwrap_or_default();
+        let updates: Vec<hot::Update> = stmts
+            .iter()
+            .filter_map(|(e, a, _)| match &a.updated {
+                Some((rel, cols)) if *rel == k.cand.relid => Some(hot::Update {
+                    columns: cols.clone(),
+                    rows: e.rows,
+                }),
+                _ => None,
+            })
+            .collect();
+        let blocking = hot::blocking_columns(pgrx::pg_sys::Oid::from(k.cand.relid));
+        let broken = hot::broken_hot(
+            &hot::index_columns(&k.index),
+            &blocking,
+            &updates,
+            table_writes.hot_updates,
+        );
+        let entry = size::entry_bytes(width);
+        let overhead = hot::overhead_bytes(entry, table_writes, broken, existing_entries);
         let create = k.cand.create_sql();
         let served: Vec<serde_json::Value> = p
             .served
@@ -224,7 +244,7 @@ pub fn advise(min_calls: i64, min_savings_pct: f64, top_n: usize) -> Result<(Vec
             })
             .collect();
         let calls: i64 = p.served.iter().map(|(s, _, _)| stmts[*s].0.calls).sum();
-        let why = format!(
+        let mut why = format!(
             "{}; {} statement(s), {} call(s); weighted cost {:.0} -> {:.0}",
             k.cand.why,
             p.served.len(),
@@ -232,6 +252,12 @@ pub fn advise(min_calls: i64, min_savings_pct: f64, top_n: usize) -> Result<(Vec
             p.weighted_before,
             p.weighted_after
         );
+        if broken > 0 {
+            why.push_str(&format!(
+                "; makes about {broken} of the table's {} HOT updates non-HOT (they set a column it covers), so each writes every index",
+                table_writes.hot_updates
+            ));
+        }
         let payload = json!({
             "create_index": create,
             "on_clause": k.cand.on_clause(),
@@ -246,6 +272,9 @@ pub fn advise(min_calls: i64, min_savings_pct: f64, top_n: usize) -> Result<(Vec
             "savings_pct": p.savings_pct,
             "est_size_bytes": k.size_bytes,
             "write_overhead_bytes": overhead,
+            "writes": {"inserts": table_writes.inserts, "updates": table_writes.updates,
+                       "hot_updates": table_writes.hot_updates, "hot_updates_broken": broken,
+                       "entry_bytes": entry, "existing_entry_bytes": existing_entries},
             "why": why,
         });
         let settings =

@@ -21,6 +21,8 @@ pub struct Analyzed {
     pub relids: Vec<u32>,
     /// How many $n parameters it has (0: it can be executed as it is).
     pub nparams: i32,
+    /// An UPDATE (or INSERT ... ON CONFLICT DO UPDATE): its table and the columns it sets.
+    pub updated: Option<(u32, Vec<i16>)>,
 }
 
 unsafe fn list_nodes(list: *mut pg_sys::List) -> Vec<*mut pg_sys::Node> {
@@ -101,7 +103,35 @@ pub fn analyze(sql: &str) -> Option<Analyzed> {
             shapes: shapes.into_values().collect(),
             relids,
             nparams: ntypes,
+            updated: updated(query),
         })
+    }
+}
+
+/// The table an UPDATE (or an INSERT's ON CONFLICT DO UPDATE) changes, and the columns
+/// it sets.
+unsafe fn updated(q: *mut pg_sys::Query) -> Option<(u32, Vec<i16>)> {
+    unsafe {
+        let set = match (*q).commandType {
+            pg_sys::CmdType::CMD_UPDATE => (*q).targetList,
+            pg_sys::CmdType::CMD_INSERT
+                if !(*q).onConflict.is_null()
+                    && (*(*q).onConflict).action == pg_sys::OnConflictAction::ONCONFLICT_UPDATE =>
+            {
+                (*(*q).onConflict).onConflictSet
+            }
+            _ => return None,
+        };
+        let rel = rel_of(q, (*q).resultRelation)?;
+        let mut columns: Vec<i16> = list_nodes(set)
+            .into_iter()
+            .map(|n| n as *mut pg_sys::TargetEntry)
+            .filter(|te| !(**te).resjunk && (**te).resno > 0)
+            .map(|te| (*te).resno)
+            .collect();
+        columns.sort_unstable();
+        columns.dedup();
+        Some((rel.relid.to_u32(), columns))
     }
 }
 

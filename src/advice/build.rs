@@ -60,7 +60,9 @@ pub enum Next {
 pub fn next(built: Option<&Built>, index_valid: Option<bool>, alive: bool) -> Next {
     match (built, index_valid) {
         (Some(b), Some(true)) if b.ok => Next::Measure,
-        (Some(b), _) if !b.ok => Next::Failed(b.error.clone().unwrap_or_else(|| "unknown error".into())),
+        (Some(b), _) if !b.ok => {
+            Next::Failed(b.error.clone().unwrap_or_else(|| "unknown error".into()))
+        }
         (Some(_), None) => Next::Failed("the index was dropped before it was measured".into()),
         (Some(_), Some(_)) => Next::Failed("the index was built but is not valid".into()),
         (None, _) if alive => Next::Wait,
@@ -158,7 +160,10 @@ fn built(p: &Pending) -> Result<Option<Built>> {
             serde_json::from_str(&r.get::<String>(2)?.unwrap_or_default()).unwrap_or(Value::Null);
         Ok(Some(Built {
             ok: v.get("ok").and_then(Value::as_bool).unwrap_or(false),
-            build_ms: v.get("build_ms").and_then(Value::as_f64).unwrap_or_default(),
+            build_ms: v
+                .get("build_ms")
+                .and_then(Value::as_f64)
+                .unwrap_or_default(),
             error: v.get("error").and_then(Value::as_str).map(String::from),
             evidence: id,
         }))
@@ -439,7 +444,10 @@ pub extern "C-unwind" fn capstone_index_build_main(_arg: pg_sys::Datum) {
         .and_then(|r| r.map_err(|e| e.to_string())),
         Err(_) => Ok(()),
     };
-    let error = built.as_ref().err().map(|(code, msg)| format!("{msg} ({code})"));
+    let error = built
+        .as_ref()
+        .err()
+        .map(|(code, msg)| format!("{msg} ({code})"));
     let stored = worker::in_transaction(|| {
         evidence::store(
             Gate::Index,
@@ -485,9 +493,15 @@ mod unit {
         assert_eq!(next(Some(&b(false)), None, false), e);
         assert_eq!(next(Some(&b(false)), Some(false), true), e);
         // the worker died (terminated, crash) without a word
-        assert!(matches!(next(None, Some(false), false), Next::Failed(m) if m.contains("without a result")));
-        assert!(matches!(next(None, None, false), Next::Failed(m) if m.contains("without a result")));
+        assert!(
+            matches!(next(None, Some(false), false), Next::Failed(m) if m.contains("without a result"))
+        );
+        assert!(
+            matches!(next(None, None, false), Next::Failed(m) if m.contains("without a result"))
+        );
         // built, then dropped by hand before the second call
-        assert!(matches!(next(Some(&b(true)), None, false), Next::Failed(m) if m.contains("dropped")));
+        assert!(
+            matches!(next(Some(&b(true)), None, false), Next::Failed(m) if m.contains("dropped"))
+        );
     }
 }

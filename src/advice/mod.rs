@@ -12,6 +12,7 @@ mod drop;
 mod dropread;
 mod fill;
 pub mod hooks;
+mod hot;
 mod inject;
 mod prove;
 mod size;

@@ -297,7 +297,13 @@ pub fn after(t: &Target, before: &[Before], runs: i32, build: Value) -> Result<(
     let id = evidence::store(
         Gate::Index,
         Some("index_prove"),
-        Some(&build_sql(t, build.get("concurrently").and_then(Value::as_bool).unwrap_or(false))),
+        Some(&build_sql(
+            t,
+            build
+                .get("concurrently")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+        )),
         json!({"advice_id": t.advice_id, "runs": runs, "min_speedup": MIN_SPEEDUP}),
         payload,
     );

@@ -2,6 +2,7 @@
 //! the existing indexes' key columns, and the tables' write counts. Reads only what the
 //! caller may see; writes nothing.
 
+use super::hot::Writes;
 use crate::infra::error::{CapstoneError, Failure, Result};
 use crate::infra::spi::read_failed;
 use pgrx::prelude::*;
@@ -13,6 +14,8 @@ pub struct Entry {
     pub queryid: i64,
     pub query: String,
     pub calls: i64,
+    /// Rows it returned or changed, over all calls.
+    pub rows: i64,
 }
 
 /// Most statements one call reads (the most expensive first).
@@ -45,7 +48,7 @@ fn schema() -> Result<String> {
 pub fn statements(min_calls: i64) -> Result<Vec<Entry>> {
     let ns = schema()?;
     let sql = format!(
-        "SELECT queryid, query, calls FROM {}.pg_stat_statements
+        "SELECT queryid, query, calls, rows FROM {}.pg_stat_statements
           WHERE dbid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())
             AND calls >= $1 AND queryid IS NOT NULL AND query IS NOT NULL
             AND (userid = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = current_user)
@@ -63,6 +66,7 @@ pub fn statements(min_calls: i64) -> Result<Vec<Entry>> {
                     queryid: r.get::<i64>(1)?.unwrap_or_default(),
                     query: r.get::<String>(2)?.unwrap_or_default(),
                     calls: r.get::<i64>(3)?.unwrap_or_default(),
+                    rows: r.get::<i64>(4)?.unwrap_or_default(),
                 });
             }
             Ok::<_, pgrx::spi::Error>(out)
@@ -112,19 +116,30 @@ pub fn existing_keys(relids: &[u32]) -> Result<BTreeMap<u32, Vec<Vec<i16>>>> {
     .map_err(|e: pgrx::spi::Error| read_failed("pg_index")(e).into())
 }
 
-/// Rows inserted plus rows updated since the statistics were reset, per table.
-pub fn writes(relids: &[u32]) -> Result<BTreeMap<u32, i64>> {
+/// Per table: its inserts, updates and HOT updates since the statistics were reset, and
+/// the bytes of one entry in each of its existing indexes, summed (from their sizes).
+pub fn writes(relids: &[u32]) -> Result<BTreeMap<u32, (Writes, i64)>> {
     let ids: Vec<pg_sys::Oid> = relids.iter().map(|r| pg_sys::Oid::from(*r)).collect();
     Spi::connect(|c| {
         let t = c.select(
-            "SELECT relid, n_tup_ins + n_tup_upd FROM pg_catalog.pg_stat_user_tables WHERE relid = ANY($1)",
+            "SELECT s.relid, s.n_tup_ins, s.n_tup_upd, s.n_tup_hot_upd,
+                    (SELECT coalesce(sum(ic.relpages::float8 * pg_catalog.current_setting('block_size')::float8
+                                         / ic.reltuples), 0)::bigint
+                       FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
+                      WHERE i.indrelid = s.relid AND ic.reltuples > 0)
+               FROM pg_catalog.pg_stat_user_tables s WHERE s.relid = ANY($1)",
             None,
             &[ids.into()],
         )?;
         let mut out = BTreeMap::new();
         for r in t {
             let rel = r.get::<pg_sys::Oid>(1)?.map(|o| o.to_u32()).unwrap_or_default();
-            out.insert(rel, r.get::<i64>(2)?.unwrap_or_default());
+            let w = Writes {
+                inserts: r.get::<i64>(2)?.unwrap_or_default(),
+                updates: r.get::<i64>(3)?.unwrap_or_default(),
+                hot_updates: r.get::<i64>(4)?.unwrap_or_default(),
+            };
+            out.insert(rel, (w, r.get::<i64>(5)?.unwrap_or_default()));
         }
         Ok(out)
     })
