@@ -156,6 +156,17 @@ pub fn advise(min_calls: i64, min_savings_pct: f64, top_n: usize) -> Result<(Vec
             by_table.entry(s.relid).or_default().push(i);
         }
     }
+    // the columns some statement tests for equality (or joins on), per table
+    let equality: BTreeSet<(u32, i16)> = stmts
+        .iter()
+        .flat_map(|(_, a, _)| a.shapes.iter())
+        .flat_map(|s| {
+            s.uses
+                .iter()
+                .filter(|u| u.kind == candidates::Use::Eq)
+                .map(move |u| (s.relid, u.attnum))
+        })
+        .collect();
     let mut costed: Vec<Costed> = Vec::new();
     let mut evaluated: Vec<Evaluated> = Vec::new();
     for c in cands {
@@ -174,9 +185,15 @@ pub fn advise(min_calls: i64, min_savings_pct: f64, top_n: usize) -> Result<(Vec
             Ok((index, costs, i64::from(pages) * size::BLOCK_SIZE as i64))
         });
         if let Ok(Ok((index, costs, size_bytes))) = r {
+            let eq_keys = c
+                .keys
+                .iter()
+                .take_while(|k| equality.contains(&(c.relid, k.attnum)))
+                .count();
             evaluated.push(Evaluated {
                 costs,
                 size_bytes: size_bytes as f64,
+                eq_keys,
             });
             costed.push(Costed {
                 cand: c,

@@ -19,6 +19,11 @@ pub struct Evaluated {
     /// (statement index, generic-plan cost with this candidate alone).
     pub costs: Vec<(usize, f64)>,
     pub size_bytes: f64,
+    /// How many of its leading keys are columns the workload tests for equality: each is
+    /// an index condition, where the same column in INCLUDE is only a filter on the
+    /// entries the other keys found. When costs tie (a nearly unique leading column),
+    /// the one with more such keys stays fast if that column's values turn out skewed.
+    pub eq_keys: usize,
 }
 
 /// One chosen index.
@@ -42,6 +47,9 @@ pub const SERVED_FRACTION: f64 = 0.01;
 pub const NEAR_BEST_LEFT: f64 = 1.10;
 /// ... and that save at least this fraction of what the best saves.
 pub const NEAR_BEST: f64 = 0.95;
+/// Among those, a candidate up to this multiple of the smallest one's size may win on
+/// equality keys (`Evaluated::eq_keys`); beyond it, size decides.
+pub const EQ_KEYS_SIZE_SLACK: f64 = 1.25;
 
 fn served_by(c: &Evaluated, current: &[f64]) -> Vec<usize> {
     c.costs
@@ -99,16 +107,27 @@ pub fn choose(
                 .sum()
         };
         let best_left = left(&cands[top]);
-        let Some(&(i, _)) = gains
+        let near: Vec<(usize, f64)> = gains
             .iter()
+            .copied()
             .filter(|(c, g)| {
                 *g >= best * NEAR_BEST
                     && left(&cands[*c]) <= best_left * NEAR_BEST_LEFT + f64::EPSILON
             })
+            .collect();
+        let smallest = near
+            .iter()
+            .map(|(c, _)| cands[*c].size_bytes)
+            .reduce(f64::min)
+            .unwrap_or(0.0);
+        let Some(&(i, _)) = near
+            .iter()
+            .filter(|(c, _)| cands[*c].size_bytes <= smallest * EQ_KEYS_SIZE_SLACK + f64::EPSILON)
             .min_by(|a, b| {
-                cands[a.0]
-                    .size_bytes
-                    .total_cmp(&cands[b.0].size_bytes)
+                cands[b.0]
+                    .eq_keys
+                    .cmp(&cands[a.0].eq_keys)
+                    .then(cands[a.0].size_bytes.total_cmp(&cands[b.0].size_bytes))
                     .then(b.1.total_cmp(&a.1))
                     .then(a.0.cmp(&b.0))
             })
@@ -158,7 +177,23 @@ mod unit {
         Evaluated {
             costs: costs.to_vec(),
             size_bytes: size,
+            eq_keys: 1,
         }
+    }
+
+    #[test]
+    fn on_a_tie_equality_columns_go_in_the_key() {
+        // (order_id) INCLUDE (tenant_id, ...) vs (tenant_id, order_id) INCLUDE (...): the
+        // same cost; the second is a little larger and tests both columns as keys
+        let stmts = [st(1.0, 1000.0)];
+        let mut keyed = ev(&[(0, 10.0)], 110.0);
+        keyed.eq_keys = 2;
+        let cands = [ev(&[(0, 10.0)], 100.0), keyed.clone()];
+        assert_eq!(choose(&stmts, &cands, 50.0, 10)[0].candidate, 1);
+        // ... but not at any size: beyond the slack the smaller one wins
+        keyed.size_bytes = 200.0;
+        let cands = [ev(&[(0, 10.0)], 100.0), keyed];
+        assert_eq!(choose(&stmts, &cands, 50.0, 10)[0].candidate, 0);
     }
 
     #[test]
