@@ -269,8 +269,8 @@ fn failed(t: &Target, p: &Pending, error: &str) -> Result<(i64, Vec<Proof>)> {
         )
     };
     crate::infra::error::warning_hint(
-        &format!("the concurrent build of {} failed: {error}", t.name),
-        &hint,
+        format!("the concurrent build of {} failed: {error}", t.name),
+        hint,
     );
     let id = evidence::store(
         Gate::Index,
@@ -341,11 +341,11 @@ fn start(t: Target, runs: i32) -> Result<(i64, Vec<Proof>)> {
                "build": sql, "token": token, "worker_pid": pid, "runs": runs, "statements": before}),
     );
     crate::infra::error::notice_hint(
-        &format!(
+        format!(
             "{} is being built with CREATE INDEX CONCURRENTLY by a background worker, which starts once this transaction commits",
             t.name
         ),
-        &format!(
+        format!(
             "call capstone.index_prove({}) again to measure each statement after the build",
             t.advice_id
         ),
