@@ -86,42 +86,41 @@ fn rows(before: &[Before]) -> Vec<Proof> {
         .collect()
 }
 
-fn read_failed(what: &str, e: pgrx::spi::Error) -> crate::infra::error::Failure {
-    CapstoneError::PrerequisiteState(format!("could not read {what}: {e}"))
-        .with_hint("check that capstone.evidence exists (ALTER EXTENSION capstone UPDATE)")
+/// One evidence row of the caller's: its id and payload, from `sql` (selecting id, payload::text).
+fn evidence_row(
+    sql: &str,
+    args: &[pgrx::datum::DatumWithOid<'_>],
+    what: &str,
+) -> Result<Option<(i64, Value)>> {
+    let row = crate::infra::spi::optional_row(sql, args, |r| {
+        Ok((
+            r.get::<i64>(1)?.unwrap_or_default(),
+            r.get::<String>(2)?.unwrap_or_default(),
+        ))
+    })
+    .map_err(crate::infra::spi::read_failed(what))?;
+    Ok(row.map(|(id, text)| (id, serde_json::from_str(&text).unwrap_or(Value::Null))))
 }
 
 fn pending(t: &Target) -> Result<Option<Pending>> {
-    let row = Spi::connect(|c| {
-        let r = c.select(
-            "SELECT s.id, s.payload::text FROM capstone.evidence s
-              WHERE s.gate = 'index' AND s.label = $2 AND s.captured_by::text = $3
-                AND (s.payload->>'advice_id')::bigint = $1
-                AND NOT EXISTS (SELECT 1 FROM capstone.evidence p
-                                 WHERE p.gate = 'index' AND p.label = 'index_prove'
-                                   AND (p.payload->>'started_id')::bigint = s.id)
-              ORDER BY s.id DESC LIMIT 1",
-            Some(1),
-            &[
-                t.advice_id.into(),
-                STARTED.into(),
-                crate::infra::owner::caller().into(),
-            ],
-        )?;
-        if r.is_empty() {
-            return Ok::<_, pgrx::spi::Error>(None);
-        }
-        let r = r.first();
-        Ok(Some((
-            r.get::<i64>(1)?.unwrap_or_default(),
-            r.get::<String>(2)?.unwrap_or_default(),
-        )))
-    })
-    .map_err(|e| read_failed("the started proofs", e))?;
-    let Some((id, text)) = row else {
+    let Some((id, p)) = evidence_row(
+        "SELECT s.id, s.payload::text FROM capstone.evidence s
+          WHERE s.gate = 'index' AND s.label = $2 AND s.captured_by::text = $3
+            AND (s.payload->>'advice_id')::bigint = $1
+            AND NOT EXISTS (SELECT 1 FROM capstone.evidence p
+                             WHERE p.gate = 'index' AND p.label = 'index_prove'
+                               AND (p.payload->>'started_id')::bigint = s.id)
+          ORDER BY s.id DESC LIMIT 1",
+        &[
+            t.advice_id.into(),
+            STARTED.into(),
+            crate::infra::owner::caller().into(),
+        ],
+        "the started proofs",
+    )?
+    else {
         return Ok(None);
     };
-    let p: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
     let before: Vec<Before> = p
         .get("statements")
         .cloned()
@@ -138,37 +137,27 @@ fn pending(t: &Target) -> Result<Option<Pending>> {
 }
 
 fn built(p: &Pending) -> Result<Option<Built>> {
-    Spi::connect(|c| {
-        let r = c.select(
-            "SELECT id, payload::text FROM capstone.evidence
-              WHERE gate = 'index' AND label = $2 AND captured_by::text = $3
-                AND (payload->>'started_id')::bigint = $1
-              ORDER BY id DESC LIMIT 1",
-            Some(1),
-            &[
-                p.id.into(),
-                BUILT.into(),
-                crate::infra::owner::caller().into(),
-            ],
-        )?;
-        if r.is_empty() {
-            return Ok::<_, pgrx::spi::Error>(None);
-        }
-        let r = r.first();
-        let id = r.get::<i64>(1)?.unwrap_or_default();
-        let v: Value =
-            serde_json::from_str(&r.get::<String>(2)?.unwrap_or_default()).unwrap_or(Value::Null);
-        Ok(Some(Built {
-            ok: v.get("ok").and_then(Value::as_bool).unwrap_or(false),
-            build_ms: v
-                .get("build_ms")
-                .and_then(Value::as_f64)
-                .unwrap_or_default(),
-            error: v.get("error").and_then(Value::as_str).map(String::from),
-            evidence: id,
-        }))
-    })
-    .map_err(|e| read_failed("the build result", e))
+    let row = evidence_row(
+        "SELECT id, payload::text FROM capstone.evidence
+          WHERE gate = 'index' AND label = $2 AND captured_by::text = $3
+            AND (payload->>'started_id')::bigint = $1
+          ORDER BY id DESC LIMIT 1",
+        &[
+            p.id.into(),
+            BUILT.into(),
+            crate::infra::owner::caller().into(),
+        ],
+        "the build result",
+    )?;
+    Ok(row.map(|(id, v)| Built {
+        ok: v.get("ok").and_then(Value::as_bool).unwrap_or(false),
+        build_ms: v
+            .get("build_ms")
+            .and_then(Value::as_f64)
+            .unwrap_or_default(),
+        error: v.get("error").and_then(Value::as_str).map(String::from),
+        evidence: id,
+    }))
 }
 
 fn alive(pid: i32) -> bool {
@@ -355,26 +344,15 @@ fn start(t: Target, runs: i32) -> Result<(i64, Vec<Proof>)> {
 
 /// The started row the worker `token` builds, once its transaction has committed.
 fn load_started(token: i64) -> Option<(i64, Value)> {
-    Spi::connect(|c| {
-        let r = c.select(
-            "SELECT id, payload::text FROM capstone.evidence
-              WHERE gate = 'index' AND label = $2 AND (payload->>'token')::bigint = $1
-                AND captured_by::text = current_user::text",
-            Some(1),
-            &[token.into(), STARTED.into()],
-        )?;
-        if r.is_empty() {
-            return Ok::<_, pgrx::spi::Error>(None);
-        }
-        let r = r.first();
-        Ok(Some((
-            r.get::<i64>(1)?.unwrap_or_default(),
-            r.get::<String>(2)?.unwrap_or_default(),
-        )))
-    })
+    evidence_row(
+        "SELECT id, payload::text FROM capstone.evidence
+          WHERE gate = 'index' AND label = $2 AND (payload->>'token')::bigint = $1
+            AND captured_by::text = current_user::text",
+        &[token.into(), STARTED.into()],
+        "the started proof",
+    )
     .ok()
     .flatten()
-    .and_then(|(id, t)| Some((id, serde_json::from_str(&t).ok()?)))
 }
 
 fn transaction_status(xid: i64) -> Option<String> {
