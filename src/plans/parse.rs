@@ -165,12 +165,10 @@ pub fn parse_explain_json(text: &str) -> Result<ExplainResult, PlanError> {
     if trimmed.is_empty() {
         return Err(PlanError::Empty);
     }
-    // refused before any recursion, so a hostile document cannot exhaust the stack
-    if crate::infra::json::depth(trimmed) > MAX_JSON_DEPTH {
-        return Err(PlanError::TooDeep {
-            limit: MAX_PLAN_DEPTH,
-        });
-    }
+    // every level the readers below recurse into is bounded (plan nodes by
+    // MAX_PLAN_DEPTH, plan-level values by SMALL_DEPTH) and what they skip is skipped
+    // without recursion, so a hostile deep document cannot exhaust the stack and needs
+    // no scan of its own first
     let mut de = serde_json::Deserializer::from_str(trimmed);
     de.disable_recursion_limit();
     let r = Top { hops: 0 }.deserialize(&mut de).map_err(syntax)?;
@@ -447,7 +445,7 @@ impl<'de> Visitor<'de> for Top {
                     })?)
                 }
                 TopKey::Small(name) => {
-                    small.insert(name.to_string(), map.next_value::<Value>()?);
+                    small.insert(name.to_string(), map.next_value_seed(Bounded(SMALL_DEPTH))?);
                 }
                 TopKey::Other => {
                     map.next_value::<IgnoredAny>()?;
@@ -465,6 +463,71 @@ impl<'de> Visitor<'de> for Top {
             (None, Some(r)) => r,
             (None, None) => self.no_plan("an object without a \"Plan\" key"),
         })
+    }
+}
+
+/// How deep a plan-level value (Settings, Triggers, JIT, ...) is read; EXPLAIN nests
+/// them at most three levels.
+const SMALL_DEPTH: usize = 16;
+
+/// A JSON value read as a `Value` down to a depth; what lies deeper reads as null.
+struct Bounded(usize);
+
+impl<'de> DeserializeSeed<'de> for Bounded {
+    type Value = Value;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Bounded {
+    type Value = Value;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_string()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        if self.0 == 0 {
+            IgnoredAny.visit_seq(seq)?;
+            return Ok(Value::Null);
+        }
+        let mut out = Vec::new();
+        while let Some(v) = seq.next_element_seed(Bounded(self.0 - 1))? {
+            out.push(v);
+        }
+        Ok(Value::Array(out))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        if self.0 == 0 {
+            IgnoredAny.visit_map(map)?;
+            return Ok(Value::Null);
+        }
+        let mut out = Map::new();
+        while let Some(k) = map.next_key::<String>()? {
+            let v = map.next_value_seed(Bounded(self.0 - 1))?;
+            out.insert(k, v);
+        }
+        Ok(Value::Object(out))
     }
 }
 

@@ -238,23 +238,29 @@ fn node_lines(out: &mut String, n: &PlanNode, arrow: Option<usize>) -> usize {
         }
         line(s);
     }
+    // as EXPLAIN prints them: counters that are zero only on the root, whose line makes
+    // the reader fill in the zeros everywhere else (see text::parse_text)
+    let root = arrow.is_none();
+    let shown = |v: Option<i64>| v.filter(|v| root || *v != 0);
     if let Some(s) = buffers(
         [
-            n.shared_hit,
-            n.shared_read,
-            n.shared_dirtied,
-            n.shared_written,
+            shown(n.shared_hit),
+            shown(n.shared_read),
+            shown(n.shared_dirtied),
+            shown(n.shared_written),
         ],
-        [n.temp_read, n.temp_written],
+        [shown(n.temp_read), shown(n.temp_written)],
     ) {
         line(s);
     }
-    if n.io_read_time.is_some() || n.io_write_time.is_some() {
+    let shown_ms = |v: Option<f64>| v.filter(|v| root || *v != 0.0);
+    let (io_read, io_write) = (shown_ms(n.io_read_time), shown_ms(n.io_write_time));
+    if io_read.is_some() || io_write.is_some() {
         let mut s = String::from("I/O Timings: shared");
-        if let Some(r) = n.io_read_time {
+        if let Some(r) = io_read {
             let _ = write!(s, " read={r}");
         }
-        if let Some(w) = n.io_write_time {
+        if let Some(w) = io_write {
             let _ = write!(s, " write={w}");
         }
         line(s);

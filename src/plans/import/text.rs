@@ -346,6 +346,7 @@ pub fn parse_text(lines: &[Line]) -> Result<ExplainResult, ImportError> {
     // (column, entry)
     let mut stack: Vec<(usize, Open)> = Vec::new();
     let mut any_buffers = false;
+    let mut any_io = false;
     for l in &logical {
         // plan-level lines belong to no node wherever they start (a paste may have lost
         // the root's indentation)
@@ -470,6 +471,7 @@ pub fn parse_text(lines: &[Line]) -> Result<ExplainResult, ImportError> {
                     if key == "Buffers" {
                         any_buffers = true;
                     }
+                    any_io |= key == "I/O Timings";
                     if let Some(n) = arena.nodes.get_mut(*id) {
                         apply_property(n, key, value, l.no)?;
                     }
@@ -511,6 +513,13 @@ pub fn parse_text(lines: &[Line]) -> Result<ExplainResult, ImportError> {
     }
     // JSON prints every buffer counter, zeros too; text only those that are not zero.
     // Per worker, buffers come with the worker's actual figures (VERBOSE).
+    // the same for I/O timings (track_io_timing): JSON prints them on every node
+    if any_io {
+        for n in arena.nodes.iter_mut() {
+            n.io_read_time.get_or_insert(0.0);
+            n.io_write_time.get_or_insert(0.0);
+        }
+    }
     if any_buffers {
         for n in arena.nodes.iter_mut() {
             for f in [
