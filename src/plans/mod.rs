@@ -40,6 +40,8 @@ mod gaps_tests;
 mod parse_tests;
 #[cfg(test)]
 mod test_fixtures;
+#[cfg(test)]
+mod workers_tests;
 
 /// The plan model under its earlier path (`crate::plans::plan::…`), for the report and
 /// triage; new code names the concept modules (`plans::parse`, `plans::gaps`, ...).

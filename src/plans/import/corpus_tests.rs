@@ -174,6 +174,58 @@ fn text_and_json_give_the_same_analysis_row_for_row() {
     }
 }
 
+/// Per node, its workers and which of their figures are there: (number, actual rows,
+/// buffers, sort method and space type, hash-aggregate batches). The figures themselves
+/// differ between the text and the JSON run.
+type WorkerKey = (i64, bool, bool, Option<String>, Option<String>, Option<i64>);
+fn worker_key(p: &ExplainResult) -> Vec<Vec<WorkerKey>> {
+    crate::plans::flatten::flatten(p)
+        .iter()
+        .map(|f| {
+            f.node
+                .workers
+                .iter()
+                .map(|w| {
+                    (
+                        w.worker_number,
+                        w.actual_rows.is_some(),
+                        w.shared_hit.is_some(),
+                        w.sort_method.clone(),
+                        w.sort_space_type.clone(),
+                        w.hashagg_batches,
+                    )
+                })
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn text_and_json_give_the_same_workers() {
+    let mut verbose_workers = 0;
+    for (name, v, text, json) in CORPUS {
+        let (t, j) = (one(text, name), one(json, name));
+        assert_eq!(worker_key(&t), worker_key(&j), "{name} pg{v}");
+        if *name == "verbose_join" {
+            verbose_workers += worker_key(&t)
+                .iter()
+                .flatten()
+                .filter(|w| w.1 && w.2)
+                .count();
+        }
+        if *name == "parallel" {
+            assert!(
+                worker_key(&t).iter().flatten().any(|w| w.3.is_some()),
+                "pg{v}: per-worker sort lines"
+            );
+        }
+    }
+    assert!(
+        verbose_workers >= 4 * 5,
+        "VERBOSE gives every worker's figures"
+    );
+}
+
 #[test]
 fn findings_the_corpus_was_built_to_show_are_found() {
     for (name, finding) in [

@@ -599,9 +599,10 @@ pub fn apply_worker_property(
         w.sort_space_kb = n.sort_space_kb;
     }
     if n.hashagg_batches.is_some() {
+        // text prints Disk Usage only once it spilled; JSON always
         w.hashagg_batches = n.hashagg_batches;
         w.peak_memory_kb = n.peak_memory_kb;
-        w.disk_usage_kb = n.disk_usage_kb;
+        w.disk_usage_kb = n.disk_usage_kb.or(Some(0));
     }
     keep(&mut w.shared_hit, n.shared_hit);
     keep(&mut w.shared_read, n.shared_read);
