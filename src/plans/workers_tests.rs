@@ -304,3 +304,17 @@ fn spills_in_a_worker_are_found() {
         );
     }
 }
+
+#[test]
+fn yaml_and_xml_keep_workers_too() {
+    let json = r#"[{"Plan": {"Node Type": "Sort", "Actual Rows": 5, "Actual Loops": 2, "Workers": [
+        {"Worker Number": 0, "Sort Method": "quicksort", "Sort Space Used": 25, "Sort Space Type": "Memory"}]}}]"#;
+    let yaml = "- Plan: \n    Node Type: \"Sort\"\n    Actual Rows: 5\n    Actual Loops: 2\n    Workers: \n      - Worker Number: 0\n        Sort Method: \"quicksort\"\n        Sort Space Used: 25\n        Sort Space Type: \"Memory\"";
+    let xml = "<explain xmlns=\"http://www.postgresql.org/2009/explain\">\n  <Query>\n    <Plan>\n      <Node-Type>Sort</Node-Type>\n      <Actual-Rows>5</Actual-Rows>\n      <Actual-Loops>2</Actual-Loops>\n      <Workers>\n        <Worker>\n          <Worker-Number>0</Worker-Number>\n          <Sort-Method>quicksort</Sort-Method>\n          <Sort-Space-Used>25</Sort-Space-Used>\n          <Sort-Space-Type>Memory</Sort-Space-Type>\n        </Worker>\n      </Workers>\n    </Plan>\n  </Query>\n</explain>";
+    let want = one(json).root.workers;
+    assert_eq!(want.len(), 1);
+    assert_eq!(want.first().and_then(|w| w.sort_space_kb), Some(25));
+    for src in [yaml, xml] {
+        assert_eq!(one(src).root.workers, want, "{src}");
+    }
+}
