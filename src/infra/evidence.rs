@@ -86,40 +86,72 @@ pub struct Captured {
 /// captures (row-level security); a role that bypasses it (a superuser) is told whose
 /// capture it is reading when it is not its own.
 pub fn load(id: i64) -> Captured {
+    let (row, payload) = load_row(id, &[]);
+    // read as text: pgrx's jsonb decoding stops at 128 levels
+    let payload = match payload.into_iter().next().flatten() {
+        None => serde_json::Value::Null,
+        Some(t) => crate::infra::json::parse_deep(&t).unwrap_or_else(|e| {
+            CapstoneError::PrerequisiteState(format!("evidence row {id} cannot be read: {e}"))
+                .raise_hint("the payload nests deeper than capstone reads; look at it with SELECT payload FROM capstone.evidence")
+        }),
+    };
+    Captured { payload, ..row }
+}
+
+/// Load a capture as [`load`] does, but instead of decoding the whole payload, only the
+/// values at `paths` (jsonb paths such as `{plan}` or `{imported,stored_as}`), each as
+/// text: a JSON string as its contents, anything else as its JSON text, a missing key
+/// as None. A plan read this way is parsed once, straight into the plan tree.
+pub fn load_parts(id: i64, paths: &[&str]) -> (Captured, Vec<Option<String>>) {
+    load_row(id, paths)
+}
+
+/// The row, and its payload as text (no paths) or the texts at `paths`.
+fn load_row(id: i64, paths: &[&str]) -> (Captured, Vec<Option<String>>) {
+    let cols = if paths.is_empty() {
+        "payload::text".to_string()
+    } else {
+        (0..paths.len())
+            .map(|i| format!("payload #>> ${}::text[]", i + 2))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let sql = format!(
+        "SELECT gate, label, query, captured_by::text, {cols} FROM capstone.evidence WHERE id = $1"
+    );
+    let mut args: Vec<pgrx::datum::DatumWithOid> = vec![id.into()];
+    args.extend(paths.iter().map(|p| (*p).into()));
     let row = Spi::connect(|c| {
-        let t = c.select(
-            "SELECT gate, label, query, payload::text, captured_by::text FROM capstone.evidence WHERE id = $1",
-            Some(1),
-            &[id.into()],
-        )?;
+        let t = c.select(&sql, Some(1), &args)?;
         if t.is_empty() {
             return Ok::<_, pgrx::spi::Error>(None);
         }
         let r = t.first();
-        Ok(Some(Captured {
-            gate: r.get::<String>(1)?.unwrap_or_default(),
-            label: r.get::<String>(2)?,
-            query: r.get::<String>(3)?,
-            payload: match r.get::<String>(4)? {
-                None => serde_json::Value::Null,
-                // read as text: pgrx's jsonb decoding stops at 128 levels
-                Some(t) => crate::infra::json::parse_deep(&t).unwrap_or_else(|e| {
-                    CapstoneError::PrerequisiteState(format!("evidence row {id} cannot be read: {e}"))
-                        .raise_hint("the payload nests deeper than capstone reads; look at it with SELECT payload FROM capstone.evidence")
-                }),
+        let n = paths.len().max(1);
+        let mut parts = Vec::with_capacity(n);
+        for i in 0..n {
+            parts.push(r.get::<String>(5 + i)?);
+        }
+        Ok(Some((
+            Captured {
+                gate: r.get::<String>(1)?.unwrap_or_default(),
+                label: r.get::<String>(2)?,
+                query: r.get::<String>(3)?,
+                payload: serde_json::Value::Null,
+                captured_by: r.get::<String>(4)?.unwrap_or_default(),
             },
-            captured_by: r.get::<String>(5)?.unwrap_or_default(),
-        }))
+            parts,
+        )))
     });
     match row {
-        Ok(Some(c)) => {
+        Ok(Some((c, parts))) => {
             if c.captured_by != crate::infra::owner::caller() {
                 notice!(
                     "evidence row {id} was captured by role {}, not by you",
                     c.captured_by
                 );
             }
-            c
+            (c, parts)
         }
         _ => CapstoneError::UndefinedObject(format!("evidence row {id} does not exist")).raise_hint(
             "list captures with SELECT id, gate, label, captured_at FROM capstone.evidence ORDER BY id DESC",

@@ -3,7 +3,7 @@
 //! median run, and storing it in `capstone.evidence`; and loading a stored capture.
 //! SPI lives here; reading the plan JSON is [`super::parse`]'s job.
 
-use super::parse::{parse_explain_value, parse_json_deep};
+use super::parse::{parse_explain_json, parse_explain_value, parse_json_deep};
 use super::tree::ExplainResult;
 use crate::infra::error::{CapstoneError, Result};
 use crate::infra::evidence::Gate;
@@ -105,25 +105,31 @@ pub fn capture(
     })
 }
 
-/// Load a stored plan capture: its plan and its label (or query).
+/// Load a stored plan capture: its plan and its label (or query). The plan's text is
+/// read out of the payload and parsed once, straight into the tree.
 pub fn load_plan(id: i64) -> Result<(ExplainResult, Option<String>)> {
-    let c = crate::infra::evidence::load(id);
+    let (c, parts) = crate::infra::evidence::load_parts(
+        id,
+        &["{imported_source}", "{imported,stored_as}", "{plan}"],
+    );
+    let mut parts = parts.into_iter();
+    let (src, stored_as, plan) = (
+        parts.next().flatten(),
+        parts.next().flatten(),
+        parts.next().flatten(),
+    );
     // imported plans keep theirs under their own key, so nothing reads them as measured
-    if let Some(serde_json::Value::String(src)) = c.payload.get("imported_source") {
-        let format = c
-            .payload
-            .pointer("/imported/stored_as")
-            .and_then(|f| f.as_str())
-            .unwrap_or("text");
-        let r = super::import::stored(src, format).map_err(|e| {
-            CapstoneError::PrerequisiteState(format!(
-                "evidence row {id} holds an imported plan that cannot be read: {e}"
-            ))
-            .with_hint("import the plan again with capstone.plan_import")
-        })?;
+    if let Some(src) = src {
+        let r =
+            super::import::stored(&src, stored_as.as_deref().unwrap_or("text")).map_err(|e| {
+                CapstoneError::PrerequisiteState(format!(
+                    "evidence row {id} holds an imported plan that cannot be read: {e}"
+                ))
+                .with_hint("import the plan again with capstone.plan_import")
+            })?;
         return Ok((r, c.label.or(c.query)));
     }
-    let Some(plan) = c.payload.get("plan") else {
+    let Some(plan) = plan else {
         return Err(CapstoneError::WrongObjectType(format!(
             "evidence row {id} ({} gate) holds no plan",
             c.gate
@@ -132,5 +138,9 @@ pub fn load_plan(id: i64) -> Result<(ExplainResult, Option<String>)> {
             "pass the id of a row written by capstone.explain, estimate_gap, explain_diff or plan_import",
         ));
     };
-    Ok((read_plan(plan)?, c.label.or(c.query)))
+    let r = parse_explain_json(&plan).map_err(|e| {
+        CapstoneError::PrerequisiteState(format!("could not read the plan: {e}"))
+            .with_hint("this is a capstone bug if the server printed the plan; please report it with the plan JSON")
+    })?;
+    Ok((r, c.label.or(c.query)))
 }

@@ -40,6 +40,8 @@ mod gaps_tests;
 mod parse_tests;
 #[cfg(test)]
 mod test_fixtures;
+#[cfg(test)]
+mod workers_tests;
 
 /// The plan model under its earlier path (`crate::plans::plan::…`), for the report and
 /// triage; new code names the concept modules (`plans::parse`, `plans::gaps`, ...).
@@ -400,7 +402,7 @@ fn explain_diff_evidence(
 /// XML, or auto_explain log entries) and store each plan as evidence. Nothing is executed.
 #[pg_extern(volatile, parallel_unsafe)]
 fn plan_import(
-    source: Option<String>,
+    source: Option<&str>,
     label: default!(Option<String>, "NULL"),
 ) -> TableIterator<
     'static,
@@ -415,11 +417,11 @@ fn plan_import(
     ),
 > {
     let source = crate::infra::error::required(source, "source");
-    let imported = import::import(&source).unwrap_or_else(|e| {
+    let imported = import::import(source).unwrap_or_else(|e| {
         CapstoneError::InvalidText(format!("cannot read this plan: {e}")).raise_with(
             format!(
                 "capstone read the paste as {}",
-                import::detect(&import::clean::clean(&source)).as_str()
+                import::detect(&import::clean::clean(source)).as_str()
             ),
             "pass the whole output of EXPLAIN (text, JSON, YAML or XML) or the auto_explain log lines, as printed",
         )

@@ -399,4 +399,22 @@ fn deep_nesting_is_an_error_not_a_crash() {
         crate::infra::json::depth(r#"{"a": "[[[{{", "b": [1, [2]]}"#),
         3
     );
+    // 100,000 levels where nothing reads them as plan nodes: in an unknown key, in a
+    // plan-level value, around the document; skipped or cut off, never recursed into
+    let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+    let d = deep(100_000);
+    let odd = format!(
+        r#"{{"Plan": {{"Node Type": "Result", "Output": {d}, "Actual Rows": {d}}}, "Settings": {{"a": {d}}}, "Triggers": {d}}}"#
+    );
+    let p = must_parse(&odd);
+    assert_eq!(
+        (p.root.node_type.as_str(), p.root.actual_rows),
+        ("Result", None)
+    );
+    assert!(matches!(parse_explain_json(&d), Err(PlanError::NoPlan(_))));
+    let cut = format!("{}{}", "[".repeat(100_000), "]".repeat(99_999));
+    assert!(matches!(
+        parse_explain_json(&cut),
+        Err(PlanError::Json { .. })
+    ));
 }

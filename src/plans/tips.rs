@@ -31,6 +31,11 @@ const FETCH_ROWS: f64 = 1000.0;
 const INNER_LOOPS: f64 = 1000.0;
 /// JIT worth reporting: this share of the execution time.
 const JIT_SHARE: f64 = 0.1;
+/// A parallel node is skewed when one process returned more than this share of its rows
+/// and at least this multiple of an even share, out of at least this many rows.
+const SKEW_SHARE: f64 = 0.5;
+const SKEW_OVER_EVEN: f64 = 1.5;
+const SKEW_ROWS: f64 = 1000.0;
 
 fn r1(v: f64) -> String {
     let r = (v * 10.0).round() / 10.0;
@@ -250,15 +255,10 @@ fn node_tips(
         }
     }
 
-    if n.sort_space_type.as_deref() == Some("Disk") {
-        let kb = n.sort_space_kb.unwrap_or(0) as f64;
+    if let Some((method, kb, suffix)) = disk_sort(n) {
         push(
             "sort on disk",
-            format!(
-                "{} wrote {} kB to disk",
-                n.sort_method.as_deref().unwrap_or("sort"),
-                r1(kb)
-            ),
+            format!("{method} wrote {} kB to disk{suffix}", r1(kb)),
             format!(
                 "SET work_mem = '{}MB' for this query (an in-memory sort needs about 3x the {} kB it wrote)",
                 mb_for(kb * 3.0),
@@ -291,17 +291,12 @@ fn node_tips(
         );
     }
 
-    let spilled =
-        n.hashagg_batches.is_some_and(|b| b > 1) || n.disk_usage_kb.is_some_and(|d| d > 0);
-    if n.node_type == "Aggregate" && spilled {
-        let need = (n.peak_memory_kb.unwrap_or(0) + n.disk_usage_kb.unwrap_or(0)) as f64;
+    if let Some((batches, disk, mem, suffix)) = hashagg_spill(n) {
+        let need = (mem + disk) as f64;
         push(
             "hash aggregate spill",
             format!(
-                "HashAggregate spilled: {} batches, {} kB on disk, {} kB in memory",
-                n.hashagg_batches.unwrap_or(1),
-                n.disk_usage_kb.unwrap_or(0),
-                n.peak_memory_kb.unwrap_or(0)
+                "HashAggregate spilled: {batches} batches, {disk} kB on disk, {mem} kB in memory{suffix}"
             ),
             format!(
                 "SET work_mem = '{}MB' (or raise hash_mem_multiplier) so the {} kB of groups stay in memory",
@@ -354,6 +349,30 @@ fn node_tips(
         }
     }
 
+    if let Some(s) = skew(n) {
+        let who = match s.busiest {
+            Some(w) => format!("worker {w}"),
+            None => "the leader".to_string(),
+        };
+        let fix = match s.busiest {
+            None => "the workers joined late or found little left to do: for a node this short, parallel startup costs more than it spreads; raise parallel_setup_cost (or SET max_parallel_workers_per_gather = 0) for the query and compare with explain_diff",
+            Some(_) => "one worker got most of the rows: look for a Parallel Append over non-partial children or a parallel index scan over few pages, and compare another max_parallel_workers_per_gather with explain_diff",
+        };
+        push(
+            "parallel skew",
+            format!(
+                "{who} returned {} of {} rows ({}); an even share over {} processes is {}",
+                r1(s.rows),
+                r1(s.total),
+                pct(s.rows, s.total),
+                s.processes,
+                pct(1.0, s.processes as f64)
+            ),
+            fix.into(),
+            scaled(excl, 1.0 - 1.0 / (s.processes as f64 * s.rows / s.total)),
+        );
+    }
+
     if n.node_type == "Nested Loop" {
         let outer = f.children.first().and_then(|c| flat.get(*c));
         let inner = f.children.get(1).and_then(|c| flat.get(*c));
@@ -386,4 +405,125 @@ fn node_tips(
             }
         }
     }
+}
+
+/// The largest sort that went to disk, the leader's or a worker's: (method, kB, and
+/// which process it was when workers sorted too).
+fn disk_sort(n: &PlanNode) -> Option<(String, f64, String)> {
+    let on_disk = |t: &Option<String>| t.as_deref() == Some("Disk");
+    let mut spills: Vec<(Option<i64>, &str, i64)> = Vec::new();
+    if on_disk(&n.sort_space_type) {
+        spills.push((
+            None,
+            n.sort_method.as_deref().unwrap_or("sort"),
+            n.sort_space_kb.unwrap_or(0),
+        ));
+    }
+    for w in n.workers.iter().filter(|w| on_disk(&w.sort_space_type)) {
+        spills.push((
+            Some(w.worker_number),
+            w.sort_method.as_deref().unwrap_or("sort"),
+            w.sort_space_kb.unwrap_or(0),
+        ));
+    }
+    let (who, method, kb) = spills.iter().max_by_key(|s| s.2).copied()?;
+    let sorted = usize::from(n.sort_method.is_some())
+        + n.workers.iter().filter(|w| w.sort_method.is_some()).count();
+    let suffix = if spills.len() == 1 && who.is_none() {
+        String::new()
+    } else {
+        format!(
+            " ({}; {} of {} processes sorted on disk)",
+            who.map_or("the leader".to_string(), |w| format!("worker {w}")),
+            spills.len(),
+            sorted.max(spills.len())
+        )
+    };
+    Some((method.to_string(), kb as f64, suffix))
+}
+
+/// A hash aggregation that spilled, the leader's or a worker's (the one that needed the
+/// most memory): (batches, disk kB, memory kB, and which process when workers spilled).
+fn hashagg_spill(n: &PlanNode) -> Option<(i64, i64, i64, String)> {
+    if n.node_type != "Aggregate" {
+        return None;
+    }
+    let spilled =
+        |b: Option<i64>, d: Option<i64>| b.is_some_and(|b| b > 1) || d.is_some_and(|d| d > 0);
+    let mut spills: Vec<(Option<i64>, i64, i64, i64)> = Vec::new();
+    if spilled(n.hashagg_batches, n.disk_usage_kb) {
+        spills.push((
+            None,
+            n.hashagg_batches.unwrap_or(1),
+            n.disk_usage_kb.unwrap_or(0),
+            n.peak_memory_kb.unwrap_or(0),
+        ));
+    }
+    for w in &n.workers {
+        if spilled(w.hashagg_batches, w.disk_usage_kb) {
+            spills.push((
+                Some(w.worker_number),
+                w.hashagg_batches.unwrap_or(1),
+                w.disk_usage_kb.unwrap_or(0),
+                w.peak_memory_kb.unwrap_or(0),
+            ));
+        }
+    }
+    let (who, batches, disk, mem) = spills.iter().max_by_key(|s| s.2 + s.3).copied()?;
+    let suffix = if spills.len() == 1 && who.is_none() {
+        String::new()
+    } else {
+        format!(
+            " ({}; {} of {} processes spilled)",
+            who.map_or("the leader".to_string(), |w| format!("worker {w}")),
+            spills.len(),
+            (n.workers.len() + usize::from(n.hashagg_batches.is_some())).max(spills.len())
+        )
+    };
+    Some((batches, disk, mem, suffix))
+}
+
+/// How unevenly a parallel node's rows fell on its processes.
+struct Skew {
+    /// The process with the most rows: a worker's number, or None for the leader.
+    busiest: Option<i64>,
+    rows: f64,
+    total: f64,
+    processes: usize,
+}
+
+/// A parallel-aware node whose per-worker figures (VERBOSE) show one process returning
+/// most of the rows: more than [`SKEW_SHARE`] of them and at least [`SKEW_OVER_EVEN`]
+/// times an even share, out of at least [`SKEW_ROWS`]. The leader's part is what the
+/// workers do not account for (its loops: the node's loops less the workers').
+fn skew(n: &PlanNode) -> Option<Skew> {
+    if !n.parallel_aware || n.workers.is_empty() {
+        return None;
+    }
+    let total = n.total_actual_rows()?;
+    let mut procs: Vec<(Option<i64>, f64)> = Vec::new();
+    let (mut worker_rows, mut worker_loops) = (0.0, 0.0);
+    for w in &n.workers {
+        let rows = w.total_actual_rows()?;
+        worker_rows += rows;
+        worker_loops += w.actual_loops.unwrap_or(0.0);
+        procs.push((Some(w.worker_number), rows));
+    }
+    if n.actual_loops.unwrap_or(0.0) - worker_loops >= 1.0 {
+        procs.push((None, (total - worker_rows).max(0.0)));
+    }
+    let processes = procs.len();
+    if processes < 2 || total < SKEW_ROWS {
+        return None;
+    }
+    let (busiest, rows) = procs
+        .into_iter()
+        .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)))?;
+    let share = rows / total;
+    (share > SKEW_SHARE && share * processes as f64 >= SKEW_OVER_EVEN).then_some(Skew {
+        busiest,
+        rows,
+        total,
+        processes,
+    })
 }

@@ -89,7 +89,44 @@ pub struct PlanNode {
     pub wal_bytes: Option<i64>,
     /// ("Filter", "..."), ("Index Cond", ...), ("Hash Cond", ...), ...
     pub conditions: Vec<(String, String)>,
+    /// Per-worker figures, in worker order: JSON's `"Workers"`, text's `Worker N:` lines.
+    /// The node's own sort and hash-aggregate fields are the leader's (or, when the
+    /// leader did not run the node, absent); its actual figures are over all processes.
+    pub workers: Vec<WorkerStats>,
     pub children: Vec<PlanNode>,
+}
+
+/// One parallel worker's figures for a node. Actual figures and buffers are printed
+/// with VERBOSE only; sort and hash-aggregate figures always.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct WorkerStats {
+    /// `"Worker Number"`, from 0.
+    pub worker_number: i64,
+    /// ms per loop (VERBOSE, absent with TIMING OFF).
+    pub actual_startup_time: Option<f64>,
+    pub actual_total_time: Option<f64>,
+    /// Per loop, as for the node.
+    pub actual_rows: Option<f64>,
+    pub actual_loops: Option<f64>,
+    pub sort_method: Option<String>,
+    pub sort_space_type: Option<String>,
+    pub sort_space_kb: Option<i64>,
+    pub hashagg_batches: Option<i64>,
+    pub peak_memory_kb: Option<i64>,
+    pub disk_usage_kb: Option<i64>,
+    pub shared_hit: Option<i64>,
+    pub shared_read: Option<i64>,
+    pub shared_dirtied: Option<i64>,
+    pub shared_written: Option<i64>,
+    pub temp_read: Option<i64>,
+    pub temp_written: Option<i64>,
+}
+
+impl WorkerStats {
+    /// Rows over this worker's loops.
+    pub fn total_actual_rows(&self) -> Option<f64> {
+        Some(self.actual_rows? * self.actual_loops?.max(0.0))
+    }
 }
 
 /// One entry of the top-level `"Triggers"` array.

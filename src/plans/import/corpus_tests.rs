@@ -1,4 +1,4 @@
-//! The plan corpus of `pg_test/plans/` (captured on PG15 and PG18 by its capture.sh):
+//! The plan corpus of `pg_test/plans/` (captured on PG15, 16, 17 and 18 by its capture.sh):
 //! every plan in text and JSON gives the same analysis row for row, YAML and XML agree
 //! with JSON, auto_explain logs split into their entries, the text reader's tree survives
 //! a round trip through the stored JSON, and no mangled paste makes anything panic.
@@ -15,6 +15,10 @@ macro_rules! corpus {
         &[$(
             (stringify!($name), 15, include_str!(concat!("../../../pg_test/plans/pg15/", stringify!($name), ".txt")),
              include_str!(concat!("../../../pg_test/plans/pg15/", stringify!($name), ".json"))),
+            (stringify!($name), 16, include_str!(concat!("../../../pg_test/plans/pg16/", stringify!($name), ".txt")),
+             include_str!(concat!("../../../pg_test/plans/pg16/", stringify!($name), ".json"))),
+            (stringify!($name), 17, include_str!(concat!("../../../pg_test/plans/pg17/", stringify!($name), ".txt")),
+             include_str!(concat!("../../../pg_test/plans/pg17/", stringify!($name), ".json"))),
             (stringify!($name), 18, include_str!(concat!("../../../pg_test/plans/pg18/", stringify!($name), ".txt")),
              include_str!(concat!("../../../pg_test/plans/pg18/", stringify!($name), ".json"))),
         )*]
@@ -57,6 +61,16 @@ const MARKUP: &[(&str, &str, &str)] = &[
         include_str!("../../../pg_test/plans/pg15/cte.xml"),
     ),
     (
+        "seq_filter 16",
+        include_str!("../../../pg_test/plans/pg16/seq_filter.yaml"),
+        include_str!("../../../pg_test/plans/pg16/seq_filter.xml"),
+    ),
+    (
+        "initplan_subplan 17",
+        include_str!("../../../pg_test/plans/pg17/initplan_subplan.yaml"),
+        include_str!("../../../pg_test/plans/pg17/initplan_subplan.xml"),
+    ),
+    (
         "initplan_subplan 18",
         include_str!("../../../pg_test/plans/pg18/initplan_subplan.yaml"),
         include_str!("../../../pg_test/plans/pg18/initplan_subplan.xml"),
@@ -66,6 +80,10 @@ const MARKUP: &[(&str, &str, &str)] = &[
 const LOGS: &[&str] = &[
     include_str!("../../../pg_test/plans/pg15/auto_explain_text.log"),
     include_str!("../../../pg_test/plans/pg15/auto_explain_json.log"),
+    include_str!("../../../pg_test/plans/pg16/auto_explain_text.log"),
+    include_str!("../../../pg_test/plans/pg16/auto_explain_json.log"),
+    include_str!("../../../pg_test/plans/pg17/auto_explain_text.log"),
+    include_str!("../../../pg_test/plans/pg17/auto_explain_json.log"),
     include_str!("../../../pg_test/plans/pg18/auto_explain_text.log"),
     include_str!("../../../pg_test/plans/pg18/auto_explain_json.log"),
 ];
@@ -154,6 +172,58 @@ fn text_and_json_give_the_same_analysis_row_for_row() {
             "{what}"
         );
     }
+}
+
+/// Per node, its workers and which of their figures are there: (number, actual rows,
+/// buffers, sort method and space type, hash-aggregate batches). The figures themselves
+/// differ between the text and the JSON run.
+type WorkerKey = (i64, bool, bool, Option<String>, Option<String>, Option<i64>);
+fn worker_key(p: &ExplainResult) -> Vec<Vec<WorkerKey>> {
+    crate::plans::flatten::flatten(p)
+        .iter()
+        .map(|f| {
+            f.node
+                .workers
+                .iter()
+                .map(|w| {
+                    (
+                        w.worker_number,
+                        w.actual_rows.is_some(),
+                        w.shared_hit.is_some(),
+                        w.sort_method.clone(),
+                        w.sort_space_type.clone(),
+                        w.hashagg_batches,
+                    )
+                })
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn text_and_json_give_the_same_workers() {
+    let mut verbose_workers = 0;
+    for (name, v, text, json) in CORPUS {
+        let (t, j) = (one(text, name), one(json, name));
+        assert_eq!(worker_key(&t), worker_key(&j), "{name} pg{v}");
+        if *name == "verbose_join" {
+            verbose_workers += worker_key(&t)
+                .iter()
+                .flatten()
+                .filter(|w| w.1 && w.2)
+                .count();
+        }
+        if *name == "parallel" {
+            assert!(
+                worker_key(&t).iter().flatten().any(|w| w.3.is_some()),
+                "pg{v}: per-worker sort lines"
+            );
+        }
+    }
+    assert!(
+        verbose_workers >= 4 * 5,
+        "VERBOSE gives every worker's figures"
+    );
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //! captured plans (estimate_gap, explain_diff, plan_tips) reads it unchanged. Only the
 //! keys the tree holds are written; [`crate::plans::parse`] reads them back to an equal tree.
 
-use crate::plans::tree::{ExplainResult, PlanNode};
+use crate::plans::tree::{ExplainResult, PlanNode, WorkerStats};
 use serde_json::{Map, Number, Value};
 
 fn put_s(m: &mut Map<String, Value>, k: &str, v: &Option<String>) {
@@ -94,9 +94,35 @@ fn node_object(n: &PlanNode, children: Vec<Value>) -> Value {
     put_i(&mut m, "WAL Records", n.wal_records);
     put_i(&mut m, "WAL FPI", n.wal_fpi);
     put_i(&mut m, "WAL Bytes", n.wal_bytes);
+    if !n.workers.is_empty() {
+        let w = n.workers.iter().map(worker_object).collect();
+        m.insert("Workers".into(), Value::Array(w));
+    }
     if !children.is_empty() {
         m.insert("Plans".into(), Value::Array(children));
     }
+    Value::Object(m)
+}
+
+fn worker_object(w: &WorkerStats) -> Value {
+    let mut m = Map::new();
+    put_i(&mut m, "Worker Number", Some(w.worker_number));
+    put_f(&mut m, "Actual Startup Time", w.actual_startup_time);
+    put_f(&mut m, "Actual Total Time", w.actual_total_time);
+    put_f(&mut m, "Actual Rows", w.actual_rows);
+    put_f(&mut m, "Actual Loops", w.actual_loops);
+    put_s(&mut m, "Sort Method", &w.sort_method);
+    put_i(&mut m, "Sort Space Used", w.sort_space_kb);
+    put_s(&mut m, "Sort Space Type", &w.sort_space_type);
+    put_i(&mut m, "HashAgg Batches", w.hashagg_batches);
+    put_i(&mut m, "Peak Memory Usage", w.peak_memory_kb);
+    put_i(&mut m, "Disk Usage", w.disk_usage_kb);
+    put_i(&mut m, "Shared Hit Blocks", w.shared_hit);
+    put_i(&mut m, "Shared Read Blocks", w.shared_read);
+    put_i(&mut m, "Shared Dirtied Blocks", w.shared_dirtied);
+    put_i(&mut m, "Shared Written Blocks", w.shared_written);
+    put_i(&mut m, "Temp Read Blocks", w.temp_read);
+    put_i(&mut m, "Temp Written Blocks", w.temp_written);
     Value::Object(m)
 }
 

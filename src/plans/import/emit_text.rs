@@ -3,7 +3,7 @@
 //! round trip holds (checked at import): a 10,000-node plan stored as text reads back
 //! several times faster than the same plan as JSON.
 
-use crate::plans::tree::{ExplainResult, PlanNode};
+use crate::plans::tree::{ExplainResult, PlanNode, WorkerStats};
 use std::fmt::Write;
 
 fn ident(s: &str) -> String {
@@ -56,6 +56,83 @@ fn target(n: &PlanNode) -> String {
         None => {}
     }
     s
+}
+
+/// `Buffers: shared hit=1 read=2, temp read=3` from the counters given (None when none is).
+fn buffers(shared: [Option<i64>; 4], temp: [Option<i64>; 2]) -> Option<String> {
+    let mut sh = String::new();
+    for (k, v) in ["hit", "read", "dirtied", "written"].iter().zip(shared) {
+        if let Some(v) = v {
+            let _ = write!(sh, " {k}={v}");
+        }
+    }
+    let mut tp = String::new();
+    for (k, v) in ["read", "written"].iter().zip(temp) {
+        if let Some(v) = v {
+            let _ = write!(tp, " {k}={v}");
+        }
+    }
+    if sh.is_empty() && tp.is_empty() {
+        return None;
+    }
+    let mut s = String::from("Buffers:");
+    if !sh.is_empty() {
+        s.push_str(" shared");
+        s.push_str(&sh);
+    }
+    if !tp.is_empty() {
+        s.push_str(if sh.is_empty() { " temp" } else { ", temp" });
+        s.push_str(&tp);
+    }
+    Some(s)
+}
+
+/// A worker's block as EXPLAIN prints it: `Worker N:` with its first item on the same
+/// line, the others indented under it.
+fn worker_lines(line: &mut impl FnMut(String), w: &WorkerStats) {
+    let mut items = Vec::new();
+    if let (Some(r), Some(l)) = (w.actual_rows, w.actual_loops) {
+        items.push(match (w.actual_startup_time, w.actual_total_time) {
+            (Some(s), Some(t)) => format!("actual time={s}..{t} rows={r} loops={l}"),
+            _ => format!("actual rows={r} loops={l}"),
+        });
+    }
+    if let Some(m) = &w.sort_method {
+        let space = match (&w.sort_space_type, w.sort_space_kb) {
+            (Some(t), Some(kb)) => format!("  {t}: {kb}kB"),
+            _ => String::new(),
+        };
+        items.push(format!("Sort Method: {m}{space}"));
+    }
+    if let Some(b) = w.hashagg_batches {
+        let mut s = format!("Batches: {b}");
+        if let Some(m) = w.peak_memory_kb {
+            let _ = write!(s, "  Memory Usage: {m}kB");
+        }
+        if let Some(d) = w.disk_usage_kb {
+            let _ = write!(s, "  Disk Usage: {d}kB");
+        }
+        items.push(s);
+    }
+    if let Some(s) = buffers(
+        [
+            w.shared_hit,
+            w.shared_read,
+            w.shared_dirtied,
+            w.shared_written,
+        ],
+        [w.temp_read, w.temp_written],
+    ) {
+        items.push(s);
+    }
+    let mut items = items.into_iter();
+    match items.next() {
+        Some(first) => line(format!("Worker {}:  {first}", w.worker_number)),
+        None => line(format!("Worker {}:", w.worker_number)),
+    }
+    for rest in items {
+        line(format!("  {rest}"));
+    }
 }
 
 fn node_lines(out: &mut String, n: &PlanNode, arrow: Option<usize>) -> usize {
@@ -161,44 +238,35 @@ fn node_lines(out: &mut String, n: &PlanNode, arrow: Option<usize>) -> usize {
         }
         line(s);
     }
-    let mut shared = String::new();
-    for (k, v) in [
-        ("hit", n.shared_hit),
-        ("read", n.shared_read),
-        ("dirtied", n.shared_dirtied),
-        ("written", n.shared_written),
-    ] {
-        if let Some(v) = v {
-            let _ = write!(shared, " {k}={v}");
-        }
-    }
-    let mut temp = String::new();
-    for (k, v) in [("read", n.temp_read), ("written", n.temp_written)] {
-        if let Some(v) = v {
-            let _ = write!(temp, " {k}={v}");
-        }
-    }
-    if !shared.is_empty() || !temp.is_empty() {
-        let mut s = String::from("Buffers:");
-        if !shared.is_empty() {
-            s.push_str(" shared");
-            s.push_str(&shared);
-        }
-        if !temp.is_empty() {
-            s.push_str(if shared.is_empty() { " temp" } else { ", temp" });
-            s.push_str(&temp);
-        }
+    // as EXPLAIN prints them: counters that are zero only on the root, whose line makes
+    // the reader fill in the zeros everywhere else (see text::parse_text)
+    let root = arrow.is_none();
+    let shown = |v: Option<i64>| v.filter(|v| root || *v != 0);
+    if let Some(s) = buffers(
+        [
+            shown(n.shared_hit),
+            shown(n.shared_read),
+            shown(n.shared_dirtied),
+            shown(n.shared_written),
+        ],
+        [shown(n.temp_read), shown(n.temp_written)],
+    ) {
         line(s);
     }
-    if n.io_read_time.is_some() || n.io_write_time.is_some() {
+    let shown_ms = |v: Option<f64>| v.filter(|v| root || *v != 0.0);
+    let (io_read, io_write) = (shown_ms(n.io_read_time), shown_ms(n.io_write_time));
+    if io_read.is_some() || io_write.is_some() {
         let mut s = String::from("I/O Timings: shared");
-        if let Some(r) = n.io_read_time {
+        if let Some(r) = io_read {
             let _ = write!(s, " read={r}");
         }
-        if let Some(w) = n.io_write_time {
+        if let Some(w) = io_write {
             let _ = write!(s, " write={w}");
         }
         line(s);
+    }
+    for w in &n.workers {
+        worker_lines(&mut line, w);
     }
     if n.wal_records.is_some() || n.wal_fpi.is_some() || n.wal_bytes.is_some() {
         let mut s = String::from("WAL:");

@@ -234,7 +234,7 @@ pub fn parse_xml(lines: &[Line]) -> Result<ExplainResult, ImportError> {
                 }
             } else if kids
                 .iter()
-                .all(|(k, _)| k == "Item" || k == "Plan" || k == "Trigger")
+                .all(|(k, _)| k == "Item" || k == "Plan" || k == "Trigger" || k == "Worker")
                 && t != "Query"
             {
                 Value::Array(kids.into_iter().map(|(_, v)| v).collect())

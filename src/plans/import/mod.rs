@@ -20,9 +20,8 @@ mod corpus_tests;
 #[cfg(test)]
 mod import_tests;
 
-use super::parse::{parse_explain_value, parse_json_deep, PlanError};
+use super::parse::{parse_explain_json, PlanError};
 use super::tree::ExplainResult;
-use serde_json::Value;
 use std::fmt;
 
 /// Why a pasted plan could not be read: the line (1-based, in the text as given) and
@@ -139,11 +138,7 @@ pub fn detect(lines: &[clean::Line]) -> Format {
 }
 
 /// One plan in a single format, from its cleaned lines.
-/// For JSON the document as given comes back too (it is stored as it is).
-pub fn parse_one(
-    lines: &[clean::Line],
-    format: Format,
-) -> Result<(ExplainResult, Option<Value>), ImportError> {
+pub fn parse_one(lines: &[clean::Line], format: Format) -> Result<ExplainResult, ImportError> {
     let first_line = lines.first().map_or(1, |l| l.no);
     match format {
         Format::Json => {
@@ -152,14 +147,11 @@ pub fn parse_one(
                 .map(|l| l.text.as_str())
                 .collect::<Vec<_>>()
                 .join("\n");
-            let v =
-                parse_json_deep(text.trim()).map_err(|e| ImportError::from_plan(e, first_line))?;
-            let r = parse_explain_value(&v).map_err(|e| ImportError::from_plan(e, first_line))?;
-            Ok((r, Some(v)))
+            parse_explain_json(&text).map_err(|e| ImportError::from_plan(e, first_line))
         }
-        Format::Yaml => Ok((markup::parse_yaml(lines)?, None)),
-        Format::Xml => Ok((markup::parse_xml(lines)?, None)),
-        Format::Text | Format::AutoExplain => Ok((text::parse_text(lines)?, None)),
+        Format::Yaml => markup::parse_yaml(lines),
+        Format::Xml => markup::parse_xml(lines),
+        Format::Text | Format::AutoExplain => text::parse_text(lines),
     }
 }
 
@@ -168,7 +160,7 @@ fn plan_of(
     format: Format,
     duration_ms: Option<f64>,
 ) -> Result<ImportedPlan, ImportError> {
-    let (parsed, _) = parse_one(lines, format)?;
+    let parsed = parse_one(lines, format)?;
     // a text plan is kept as text (it is the smallest form and reads back fastest); the
     // others as the JSON of the tree, which holds everything capstone reads from them
     let (stored, stored_format) = match format {
@@ -180,16 +172,7 @@ fn plan_of(
                 .join("\n"),
             Format::Text,
         ),
-        // as text when it reads back to the same tree (anything the text form cannot
-        // carry, such as a multi-line Query Text, keeps the JSON form)
-        _ => {
-            let text = emit_text::to_explain_text(&parsed);
-            if stored(&text, "text").is_ok_and(|back| back == parsed) {
-                (text, Format::Text)
-            } else {
-                (emit::to_explain_json(&parsed).to_string(), Format::Json)
-            }
-        }
+        _ => stored_form(&parsed),
     };
     Ok(ImportedPlan {
         stored,
@@ -201,27 +184,67 @@ fn plan_of(
     })
 }
 
+/// How a JSON, YAML or XML plan is stored: as text when it reads back to the same tree
+/// (anything the text form cannot carry, such as a multi-line Query Text, keeps the
+/// JSON form).
+fn stored_form(parsed: &ExplainResult) -> (String, Format) {
+    let text = emit_text::to_explain_text(parsed);
+    if stored(&text, "text").is_ok_and(|back| back == *parsed) {
+        (text, Format::Text)
+    } else {
+        (emit::to_explain_json(parsed).to_string(), Format::Json)
+    }
+}
+
 /// Read back a plan stored by plan_import: `text` in `format` ("text" or "json").
 pub fn stored(text: &str, format: &str) -> Result<ExplainResult, ImportError> {
-    let f = if format == "json" {
-        Format::Json
-    } else {
-        Format::Text
-    };
+    if format == "json" {
+        return parse_explain_json(text).map_err(|e| ImportError::from_plan(e, 1));
+    }
     let lines: Vec<clean::Line> = text
         .split('\n')
         .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
         .map(|(i, l)| clean::Line {
             no: i + 1,
             text: l.to_string(),
         })
-        .filter(|l| !l.text.trim().is_empty())
         .collect();
-    parse_one(&lines, f).map(|(r, _)| r)
+    text::parse_text(&lines)
+}
+
+/// A paste that is a JSON document as it stands (what EXPLAIN or a log printed, with no
+/// psql decorations) is read as it is: cleaning its lines could change nothing in it,
+/// and for a large plan splitting it into lines costs more than reading it. Anything
+/// else, including JSON that does not parse, goes through cleaning, so errors name the
+/// line of the paste.
+fn plain_json(source: &str) -> Option<Imported> {
+    let body = source.trim_start_matches('\u{feff}');
+    let t = body.trim_start();
+    if !(t.starts_with('[') || t.starts_with('{')) {
+        return None;
+    }
+    let parsed = parse_explain_json(t).ok()?;
+    let line = 1 + body[..body.len() - t.len()].matches('\n').count();
+    let (stored, stored_format) = stored_form(&parsed);
+    Some(Imported {
+        format: Format::Json,
+        plans: vec![ImportedPlan {
+            stored,
+            stored_format,
+            parsed,
+            format: Format::Json,
+            duration_ms: None,
+            line,
+        }],
+    })
 }
 
 /// Read a pasted plan (or log) in whatever format it is in.
 pub fn import(source: &str) -> Result<Imported, ImportError> {
+    if let Some(i) = plain_json(source) {
+        return Ok(i);
+    }
     let lines = clean::clean(source);
     if lines.is_empty() {
         return Err(ImportError::new(

@@ -7,10 +7,12 @@
 //! Settings, Triggers, Query Text) are read onto the [`ExplainResult`].
 
 use super::clean::Line;
-use super::text_node::{apply_property, looks_like_node, parse_header};
+use super::text_node::{
+    apply_property, apply_worker_line, apply_worker_property, looks_like_node, parse_header,
+};
 use super::ImportError;
 use crate::infra::json::MAX_PLAN_DEPTH;
-use crate::plans::tree::{ExplainResult, Jit, PlanNode, TriggerTime};
+use crate::plans::tree::{ExplainResult, Jit, PlanNode, TriggerTime, WorkerStats};
 use std::collections::BTreeMap;
 
 /// What a logical line is.
@@ -20,8 +22,9 @@ enum Kind {
     Node(String),
     /// InitPlan / SubPlan / CTE header.
     Subplan(String),
-    /// `Worker N:  ...`: figures of one parallel worker, not a node of their own.
-    Worker,
+    /// `Worker N:  ...`: figures of one parallel worker, not a node of their own: its
+    /// number and what follows the colon on the same line.
+    Worker(i64, String),
     /// `Key: value` (value may be empty: `JIT:`, `Planning:`).
     Property(String, String),
 }
@@ -47,11 +50,13 @@ fn is_subplan_header(t: &str) -> bool {
             .is_some_and(|r| !r.is_empty() && !r.contains(':') && !r.starts_with("Scan"))
 }
 
-fn is_worker(t: &str) -> bool {
-    t.strip_prefix("Worker ").is_some_and(|r| {
-        let digits = r.chars().take_while(|c| c.is_ascii_digit()).count();
-        digits > 0 && r[digits..].starts_with(':')
-    })
+/// `Worker 3:  actual time=...` into 3 and what follows the colon.
+fn worker(t: &str) -> Option<(i64, String)> {
+    let r = t.strip_prefix("Worker ")?;
+    let digits = r.chars().take_while(|c| c.is_ascii_digit()).count();
+    let rest = r[digits..].strip_prefix(':')?;
+    let n = r[..digits].parse::<i64>().ok()?;
+    Some((n, rest.trim().to_string()))
 }
 
 /// `Key: value` with a key made of words (letters, digits, spaces, `/-_()`).
@@ -79,8 +84,8 @@ fn classify(t: &str, seen_node: bool) -> Option<Kind> {
     if is_subplan_header(t) {
         return Some(Kind::Subplan(t.to_string()));
     }
-    if is_worker(t) {
-        return Some(Kind::Worker);
+    if let Some((n, rest)) = worker(t) {
+        return Some(Kind::Worker(n, rest));
     }
     if !seen_node && looks_like_node(t) {
         return Some(Kind::Node(t.to_string()));
@@ -142,6 +147,10 @@ fn logical_lines(lines: &[Line]) -> Result<Vec<Logical>, ImportError> {
                         Some((k, v)) => Kind::Property(k, v),
                         None => last.kind.clone(),
                     },
+                    Kind::Worker(..) => match worker(&joined) {
+                        Some((n, rest)) => Kind::Worker(n, rest),
+                        None => last.kind.clone(),
+                    },
                     other => other.clone(),
                 };
             }
@@ -157,8 +166,8 @@ enum Open {
     Node(usize),
     /// A subplan header waiting for its node: (its name, the node it belongs to).
     Header(String, Option<usize>),
-    /// A worker's lines, ignored.
-    Worker,
+    /// A worker's lines: (the node, the worker's index in its `workers`).
+    Worker(usize, usize),
     /// A plan-level block (`JIT:`, `Planning:`).
     Block(String),
 }
@@ -337,6 +346,7 @@ pub fn parse_text(lines: &[Line]) -> Result<ExplainResult, ImportError> {
     // (column, entry)
     let mut stack: Vec<(usize, Open)> = Vec::new();
     let mut any_buffers = false;
+    let mut any_io = false;
     for l in &logical {
         // plan-level lines belong to no node wherever they start (a paste may have lost
         // the root's indentation)
@@ -350,24 +360,25 @@ pub fn parse_text(lines: &[Line]) -> Result<ExplainResult, ImportError> {
         match &l.kind {
             Kind::Node(header) => {
                 let mut node = parse_header(header, l.no)?;
-                let (parent, name) =
-                    match stack.last() {
-                        Some((_, Open::Node(p))) => (Some(*p), None),
-                        Some((_, Open::Header(n, p))) => (*p, Some(n.clone())),
-                        Some((_, Open::Worker | Open::Block(_))) => return Err(ImportError::new(
+                let (parent, name) = match stack.last() {
+                    Some((_, Open::Node(p))) => (Some(*p), None),
+                    Some((_, Open::Header(n, p))) => (*p, Some(n.clone())),
+                    Some((_, Open::Worker(..) | Open::Block(_))) => {
+                        return Err(ImportError::new(
                             l.no,
                             "a plan node under a plan node, not under a worker or plan-level block",
                             header,
-                        )),
-                        None if arena.nodes.is_empty() => (None, None),
-                        None => {
-                            return Err(ImportError::new(
-                                l.no,
-                                "one plan per text (this node starts left of the root node)",
-                                header,
-                            ))
-                        }
-                    };
+                        ))
+                    }
+                    None if arena.nodes.is_empty() => (None, None),
+                    None => {
+                        return Err(ImportError::new(
+                            l.no,
+                            "one plan per text (this node starts left of the root node)",
+                            header,
+                        ))
+                    }
+                };
                 let id = arena.nodes.len();
                 let depth = parent.and_then(|p| arena.depth.get(p)).map_or(0, |d| d + 1);
                 if depth > MAX_PLAN_DEPTH {
@@ -423,17 +434,59 @@ pub fn parse_text(lines: &[Line]) -> Result<ExplainResult, ImportError> {
                 }
                 stack.push((l.col, Open::Header(name.clone(), owner)));
             }
-            Kind::Worker => stack.push((l.col, Open::Worker)),
+            Kind::Worker(number, rest) => {
+                let Some((_, Open::Node(id))) = stack.last() else {
+                    return Err(ImportError::new(
+                        l.no,
+                        "a Worker line inside a plan node",
+                        &format!("Worker {number}: {rest}"),
+                    ));
+                };
+                let id = *id;
+                let Some(node) = arena.nodes.get_mut(id) else {
+                    continue;
+                };
+                // one block per worker and node, as EXPLAIN prints them; a repeat adds to it
+                let at = match node.workers.iter().position(|w| w.worker_number == *number) {
+                    Some(at) => at,
+                    None => {
+                        node.workers.push(WorkerStats {
+                            worker_number: *number,
+                            ..WorkerStats::default()
+                        });
+                        node.workers.len() - 1
+                    }
+                };
+                if !rest.is_empty() {
+                    any_buffers |= rest.starts_with("Buffers:");
+                    let node_type = node.node_type.clone();
+                    if let Some(w) = node.workers.get_mut(at) {
+                        apply_worker_line(w, &node_type, rest, l.no)?;
+                    }
+                }
+                stack.push((l.col, Open::Worker(id, at)));
+            }
             Kind::Property(key, value) => match stack.last() {
                 Some((_, Open::Node(id))) => {
                     if key == "Buffers" {
                         any_buffers = true;
                     }
+                    any_io |= key == "I/O Timings";
                     if let Some(n) = arena.nodes.get_mut(*id) {
                         apply_property(n, key, value, l.no)?;
                     }
                 }
-                Some((_, Open::Worker | Open::Header(..))) => any_buffers |= key == "Buffers",
+                Some((_, Open::Worker(id, at))) => {
+                    any_buffers |= key == "Buffers";
+                    let (id, at) = (*id, *at);
+                    if let Some(node) = arena.nodes.get_mut(id) {
+                        let node_type = node.node_type.clone();
+                        if let Some(w) = node.workers.get_mut(at) {
+                            apply_worker_property(w, &node_type, key, value, l.no)?;
+                        }
+                    }
+                }
+                Some((_, Open::Header(..))) => any_buffers |= key == "Buffers",
                 Some((_, Open::Block(b))) => {
                     let b = b.clone();
                     plan_level(&mut result, Some(&b), key, value, l.no)?;
@@ -458,6 +511,15 @@ pub fn parse_text(lines: &[Line]) -> Result<ExplainResult, ImportError> {
             &found,
         ));
     }
+    // JSON prints every buffer counter, zeros too; text only those that are not zero.
+    // Per worker, buffers come with the worker's actual figures (VERBOSE).
+    // the same for I/O timings (track_io_timing): JSON prints them on every node
+    if any_io {
+        for n in arena.nodes.iter_mut() {
+            n.io_read_time.get_or_insert(0.0);
+            n.io_write_time.get_or_insert(0.0);
+        }
+    }
     if any_buffers {
         for n in arena.nodes.iter_mut() {
             for f in [
@@ -469,6 +531,18 @@ pub fn parse_text(lines: &[Line]) -> Result<ExplainResult, ImportError> {
                 &mut n.temp_written,
             ] {
                 f.get_or_insert(0);
+            }
+            for w in n.workers.iter_mut().filter(|w| w.actual_loops.is_some()) {
+                for f in [
+                    &mut w.shared_hit,
+                    &mut w.shared_read,
+                    &mut w.shared_dirtied,
+                    &mut w.shared_written,
+                    &mut w.temp_read,
+                    &mut w.temp_written,
+                ] {
+                    f.get_or_insert(0);
+                }
             }
         }
     }

@@ -5,7 +5,7 @@
 //! onto its node. Hand-written scanning over the line; no regular expressions.
 
 use super::ImportError;
-use crate::plans::tree::PlanNode;
+use crate::plans::tree::{PlanNode, WorkerStats};
 
 /// Node names as the text format prints them (after "Parallel", "Partial"/"Finalize"),
 /// longest first where one is a prefix of another.
@@ -539,6 +539,77 @@ pub fn apply_property(
         }
         _ => {}
     }
+    Ok(())
+}
+
+/// What follows `Worker N:` on its own line: the worker's `actual ...` figures, or its
+/// first property (`Sort Method: quicksort  Memory: 25kB`).
+pub fn apply_worker_line(
+    w: &mut WorkerStats,
+    node_type: &str,
+    rest: &str,
+    line: usize,
+) -> Result<(), ImportError> {
+    if let Some(a) = rest.strip_prefix("actual ") {
+        for (k, v) in pairs(a) {
+            match k {
+                "time" => {
+                    let (s, t) = range(line, "actual time=STARTUP..TOTAL", v)?;
+                    w.actual_startup_time = Some(s);
+                    w.actual_total_time = Some(t);
+                }
+                "rows" => w.actual_rows = Some(number(line, "actual rows=N", v)?),
+                "loops" => w.actual_loops = Some(number(line, "loops=N", v)?),
+                _ => {}
+            }
+        }
+        if w.actual_rows.is_none() || w.actual_loops.is_none() {
+            return Err(bad(line, "Worker N:  actual ... rows=N loops=N", rest));
+        }
+        return Ok(());
+    }
+    match rest.find(": ") {
+        Some(at) => apply_worker_property(w, node_type, &rest[..at], &rest[at + 2..], line),
+        None => Ok(()),
+    }
+}
+
+/// A property line of a worker (`Sort Method: ...`, `Batches: ...`, `Buffers: ...`): read
+/// as the node's own line would be, keeping the fields a worker has.
+pub fn apply_worker_property(
+    w: &mut WorkerStats,
+    node_type: &str,
+    key: &str,
+    value: &str,
+    line: usize,
+) -> Result<(), ImportError> {
+    let mut n = PlanNode {
+        node_type: node_type.to_string(),
+        ..PlanNode::default()
+    };
+    apply_property(&mut n, key, value, line)?;
+    let keep = |to: &mut Option<i64>, from: Option<i64>| {
+        if from.is_some() {
+            *to = from;
+        }
+    };
+    if n.sort_method.is_some() {
+        w.sort_method = n.sort_method;
+        w.sort_space_type = n.sort_space_type;
+        w.sort_space_kb = n.sort_space_kb;
+    }
+    if n.hashagg_batches.is_some() {
+        // text prints Disk Usage only once it spilled; JSON always
+        w.hashagg_batches = n.hashagg_batches;
+        w.peak_memory_kb = n.peak_memory_kb;
+        w.disk_usage_kb = n.disk_usage_kb.or(Some(0));
+    }
+    keep(&mut w.shared_hit, n.shared_hit);
+    keep(&mut w.shared_read, n.shared_read);
+    keep(&mut w.shared_dirtied, n.shared_dirtied);
+    keep(&mut w.shared_written, n.shared_written);
+    keep(&mut w.temp_read, n.temp_read);
+    keep(&mut w.temp_written, n.temp_written);
     Ok(())
 }
 
