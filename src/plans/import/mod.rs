@@ -14,6 +14,7 @@ pub mod emit_text;
 pub mod markup;
 pub mod text;
 pub mod text_node;
+pub mod text_prop;
 
 #[cfg(test)]
 mod corpus_tests;

@@ -7,9 +7,8 @@
 //! Settings, Triggers, Query Text) are read onto the [`ExplainResult`].
 
 use super::clean::Line;
-use super::text_node::{
-    apply_property, apply_worker_line, apply_worker_property, looks_like_node, parse_header,
-};
+use super::text_node::{looks_like_node, parse_header};
+use super::text_prop::{apply_property, apply_worker_line, apply_worker_property};
 use super::ImportError;
 use crate::infra::json::MAX_PLAN_DEPTH;
 use crate::plans::tree::{ExplainResult, Jit, PlanNode, TriggerTime, WorkerStats};
