@@ -2,18 +2,10 @@
 //! lines to the same [`WorkerStats`], kept through the stored forms, and used by the
 //! tips (a skewed parallel node; sorts and hash aggregates that spilled in a worker).
 
+use super::import::first_plan as one;
 use super::import::import;
 use super::tips::plan_tips;
 use super::tree::{ExplainResult, WorkerStats};
-
-fn one(src: &str) -> ExplainResult {
-    let r = import(src);
-    assert!(r.is_ok(), "{:?}", r.as_ref().err());
-    r.ok()
-        .and_then(|i| i.plans.into_iter().next())
-        .map(|p| p.parsed)
-        .unwrap_or_default()
-}
 
 fn buffers(hit: i64) -> String {
     format!(

@@ -1,17 +1,9 @@
 //! Hand-made pastes: the decorations psql, terminals and mail clients add, plan-level
 //! lines, PG12-18 variants, and bad input with its line number and expectation.
 
+use super::first_plan as one;
 use super::{import, Format};
 use crate::plans::tree::ExplainResult;
-
-fn one(src: &str) -> ExplainResult {
-    let r = import(src);
-    assert!(r.is_ok(), "{:?}", r.as_ref().err());
-    r.ok()
-        .and_then(|i| i.plans.into_iter().next())
-        .map(|p| p.parsed)
-        .unwrap_or_default()
-}
 
 const PLAN: &str = " Hash Join  (cost=1.09..2.22 rows=3 width=8) (actual time=0.030..0.040 rows=3 loops=1)
    Hash Cond: (a.x = b.x)

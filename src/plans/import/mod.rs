@@ -21,6 +21,17 @@ mod corpus_tests;
 #[cfg(test)]
 mod import_tests;
 
+/// The first plan of a paste, for tests: an import error fails the test that asked.
+#[cfg(test)]
+pub(crate) fn first_plan(src: &str) -> ExplainResult {
+    let r = import(src);
+    assert!(r.is_ok(), "{:?}", r.as_ref().err());
+    r.ok()
+        .and_then(|i| i.plans.into_iter().next())
+        .map(|p| p.parsed)
+        .unwrap_or_default()
+}
+
 use super::parse::{parse_explain_json, PlanError};
 use super::tree::ExplainResult;
 use std::fmt;
