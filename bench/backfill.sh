@@ -74,12 +74,15 @@ for n in "${SIZES[@]}"; do
   rt=$(ratio "$wm" "$sm")
   v=$(awk -v r="$rt" 'BEGIN { print (r >= 0.90) ? "met" : "missed" }')
   printf '%-10s | %-28s | %-28s | %-8s | %-16s | %s\n' "$n" "$(range0 < "$RES/single_$n")" "$(range0 < "$RES/worker_$n")" "$rt" "$(med < "$RES/start_$n")" "$v"
+  bench_row "backfill worker rows/s ÷ one UPDATE, $n rows" "$(range0 < "$RES/single_$n") rows/s" "$(range0 < "$RES/worker_$n") rows/s" "$rt" ">= 0.90" "$v"
 done
 
 lo=${SIZES[0]}; hi=${SIZES[${#SIZES[@]}-1]}
 if [ "$lo" != "$hi" ]; then
   g=$(ratio "$(med < "$RES/worker_$hi")" "$(med < "$RES/worker_$lo")")
-  echo "== 2. worker rows/s at $hi rows / at $lo rows = $g ($(awk -v r="$g" 'BEGIN { print (r >= 0.9 && r <= 1.1) ? "met" : "missed" }'): goal 0.9-1.1) =="
+  gv=$(awk -v r="$g" 'BEGIN { print (r >= 0.9 && r <= 1.1) ? "met" : "missed" }')
+  echo "== 2. worker rows/s at $hi rows / at $lo rows = $g ($gv: goal 0.9-1.1) =="
+  bench_row "backfill worker rows/s at $hi rows ÷ at $lo rows" "$(range0 < "$RES/worker_$lo") rows/s" "$(range0 < "$RES/worker_$hi") rows/s" "$g" "0.9–1.1" "$gv"
 fi
 
 echo "== 3. pgbench writing to the same table ($hi rows), p99 without and with the backfill, $ROUNDS rounds =="
@@ -107,6 +110,9 @@ for r in $(seq 1 "$ROUNDS"); do
 done
 pw=$(med < "$RES/p99_with"); po=$(med < "$RES/p99_without"); pr=$(ratio "$pw" "$po")
 mw=$(sort -g "$RES/wait" | tail -n1)
-echo "p99 without: $(range < "$RES/p99_without") ms; with the backfill: $(range < "$RES/p99_with") ms; ratio $pr ($(awk -v r="$pr" 'BEGIN { print (r <= 1.5) ? "met" : "missed" }'): goal <= 1.5)"
-echo "longest lock wait seen: $mw ms; lock_timeout $LOCK_MS ms ($(awk -v w="$mw" -v l="$LOCK_MS" 'BEGIN { print (w <= l) ? "met" : "missed" }'))"
+pv=$(verdict_of "$pr" "<=" 1.5); wv=$(verdict_of "$mw" "<=" "$LOCK_MS")
+echo "p99 without: $(range < "$RES/p99_without") ms; with the backfill: $(range < "$RES/p99_with") ms; ratio $pr ($pv: goal <= 1.5)"
+echo "longest lock wait seen: $mw ms; lock_timeout $LOCK_MS ms ($wv)"
+bench_row "pgbench p99 on the table being backfilled ($hi rows): with ÷ without" "$(range < "$RES/p99_without") ms" "$(range < "$RES/p99_with") ms" "$pr" "<= 1.5" "$pv"
+bench_row "longest lock wait during the backfill (pg_locks every 20 ms)" "lock_timeout $LOCK_MS ms" "$mw ms" "$(ratio "$mw" "$LOCK_MS")" "<= 1 (of lock_timeout)" "$wv"
 "${PSQL[@]}" -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)"

@@ -95,3 +95,5 @@ awk -F'|' '$1 ~ /^qerror/ { printf "%s: orders scan q-error %s (estimated %s row
 flip=$([ "$a_joins" != "$b_joins" ] && echo yes || echo no)
 verdict=$(awk -v s="$speedup" -v g="$GOAL" -v f="$flip" 'BEGIN { print (s + 0 >= g && f == "yes") ? "met" : "missed" }')
 echo "speedup A/B = $speedup (goal >= $GOAL with the join method flip; flip: $flip): $verdict"
+bench_row "forced bad plan: before ÷ after CREATE STATISTICS (scale $SCALE)" "$a_med ms [$a_min–$a_max] $a_joins" \
+  "$b_med ms [$b_min–$b_max] $b_joins" "$speedup" ">= $GOAL with a join flip" "$verdict"

@@ -14,6 +14,11 @@ SCALE=${1:-1}
 EVENTS=${2:-15000000}
 DB=bench_bloat
 RUNS=${CAPSTONE_BENCH_RUNS:-3}
+GOAL_POINTS=10   # every relation's fast estimate within this many points of pgstattuple
+GOAL_SPEED=50    # pgstattuple time / fast time
+SUMMARY=$(mktemp)
+chmod 666 "$SUMMARY"
+trap 'rm -f "$SUMMARY"' EXIT
 
 "${PSQL[@]}" -d postgres -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB"
 t0=$(now_s)
@@ -53,7 +58,7 @@ SQL
 "${PSQL[@]}" -d "$DB" -c "VACUUM" -c "ANALYZE"
 echo "bench: data ready in $(elapsed "$t0" "$(now_s)") s"
 
-"${PSQL[@]}" -d "$DB" -v runs="$RUNS" <<'SQL'
+"${PSQL[@]}" -d "$DB" -v runs="$RUNS" -v summary="$SUMMARY" <<'SQL'
 \pset pager off
 -- one run of each method over the same relations (shop and bench schemas), in ms
 CREATE TEMP TABLE timings (method text, run int, ms float8);
@@ -123,4 +128,20 @@ WITH m AS (SELECT method, percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) AS ms 
 SELECT method, round(ms::numeric, 1) AS median_ms,
        round(((SELECT ms FROM m WHERE method = 'pgstattuple') / nullif(ms, 0))::numeric, 1) AS pgstattuple_over_this
   FROM m ORDER BY ms;
+-- the figures of the benchmark table: worst error over all relations, and the speed ratio
+WITH m AS (SELECT method, percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) AS ms,
+                  min(ms) AS lo, max(ms) AS hi FROM timings GROUP BY method)
+SELECT (SELECT round(max(abs(fast - exact))::numeric, 1) FROM est),
+       (SELECT string_agg(schema || '.' || relation || ' ' || kind, ', ')
+          FROM est WHERE abs(fast - exact) = (SELECT max(abs(fast - exact)) FROM est)),
+       (SELECT count(*) FROM est),
+       (SELECT format('%s ms [%s–%s]', round(ms::numeric, 1), round(lo::numeric, 1), round(hi::numeric, 1)) FROM m WHERE method = 'pgstattuple'),
+       (SELECT format('%s ms [%s–%s]', round(ms::numeric, 1), round(lo::numeric, 1), round(hi::numeric, 1)) FROM m WHERE method = 'fast (default)'),
+       round(((SELECT ms FROM m WHERE method = 'pgstattuple') / nullif((SELECT ms FROM m WHERE method = 'fast (default)'), 0))::numeric, 1)
+\g (format=unaligned tuples_only fieldsep='|') :summary
 SQL
+IFS='|' read -r worst worst_rel nrel pst fast speed < "$SUMMARY"
+bench_row "bloat_report default vs pgstattuple: worst error of $nrel relations (points)" "pgstattuple (exact)" \
+  "$worst ($worst_rel)" "$worst" "<= $GOAL_POINTS" "$(verdict_of "$worst" "<=" "$GOAL_POINTS")"
+bench_row "bloat_report default: time ÷ pgstattuple's, same $nrel relations" "$pst" "$fast" "$speed" \
+  ">= $GOAL_SPEED× faster" "$(verdict_of "$speed" ">=" "$GOAL_SPEED")"

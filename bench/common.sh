@@ -29,3 +29,22 @@ spread() {
   sort -g | awk '{ a[NR] = $1 } END { if (!NR) { print "n/a n/a n/a"; exit }
     m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2; printf "%.3f %.3f %.3f\n", m, a[1], a[NR] }'
 }
+
+# One row of the benchmark table (bench/all.sh gathers them into docs/benchmarks.md):
+#   bench_row NAME BASELINE CAPSTONE RATIO GOAL VERDICT
+# BASELINE and CAPSTONE are the measured figures with their units and spread, GOAL the goal
+# as the script wrote it before the run, VERDICT met / missed as computed from the numbers.
+# Printed as a "row|..." line, and appended to $CAPSTONE_BENCH_ROWS when that is set.
+bench_row() {
+  local line
+  line=$(printf 'row|%s|%s|%s|%s|%s|%s' "$1" "$2" "$3" "$4" "$5" "$6")
+  echo "$line"
+  if [ -n "${CAPSTONE_BENCH_ROWS:-}" ]; then echo "$line" >> "$CAPSTONE_BENCH_ROWS"; fi
+}
+# met when the number $1 satisfies "$2 $3" ("<=" 1.10, ">=" 10), missed otherwise
+verdict_of() {
+  awk -v x="$1" -v op="$2" -v g="$3" 'BEGIN {
+    if (x !~ /^-?[0-9.]+([eE][-+]?[0-9]+)?$/) { print "missed"; exit }
+    ok = (op == "<=") ? (x + 0 <= g + 0) : (op == ">=") ? (x + 0 >= g + 0) : 0
+    print ok ? "met" : "missed" }'
+}
